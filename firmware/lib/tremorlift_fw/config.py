@@ -1,0 +1,130 @@
+"""Every pin and option of the tremorlift firmware, in one place.
+
+Nothing here touches hardware: these are plain numbers and strings that the
+application reads when it builds its drivers. Pick the board with BOARD; the
+pin map of each supported board is in BOARDS. hardware/wiring.csv must agree
+with these pins (a test checks it).
+"""
+
+from micropython import const
+
+# Firmware and protocol versions (reported in the status and info messages).
+FW_VERSION = (0, 1, 0)
+PROTOCOL_VERSION = const(1)
+
+# --- Board ---------------------------------------------------------------
+# One of the keys of BOARDS. "auto" picks by the chip MicroPython reports
+# (sys.implementation._machine) and falls back to "esp32-devkitc".
+BOARD = "auto"
+
+# Pin numbers are GPIO numbers. None means "not fitted".
+# led_active_low: the XIAO boards' user LED is wired to 3V3 (on when low).
+# safe_mode_pin: the BOOT button on every supported board; holding it while
+# the board starts skips auto-start and leaves the REPL free.
+BOARDS = {
+    # Seeed Studio XIAO ESP32-S3: D4/D5 are the I2C pins, user LED on GPIO21.
+    "xiao-esp32s3": {
+        "chip": "esp32s3",
+        "i2c_id": 0,
+        "sda": 5,  # D4
+        "scl": 6,  # D5
+        "imu_int": 4,  # D3 (optional: the firmware polls the FIFO)
+        "led": 21,  # on-board user LED
+        "led_active_low": True,
+        "haptic": 1,  # D0 -> 1 kohm -> NPN base driving the vibration motor
+        "battery_adc": 2,  # D1, ADC1_CH1, middle of a 2 x 100 kohm divider
+        "safe_mode_pin": 0,  # BOOT button (pulled up, low when held)
+    },
+    # Seeed Studio XIAO ESP32-C3: no user LED on the board, so an external one.
+    "xiao-esp32c3": {
+        "chip": "esp32c3",
+        "i2c_id": 0,
+        "sda": 6,  # D4
+        "scl": 7,  # D5
+        "imu_int": 5,  # D3 (optional)
+        "led": 10,  # D10 -> 330 ohm -> LED -> GND
+        "led_active_low": False,
+        "haptic": 4,  # D2 (GPIO2 and GPIO8/9 are strapping pins: avoided)
+        "battery_adc": 3,  # D1 = A1, ADC1_CH3
+        "safe_mode_pin": 9,  # BOOT button
+    },
+    # Espressif ESP32-DevKitC (classic ESP32-WROOM-32).
+    "esp32-devkitc": {
+        "chip": "esp32",
+        "i2c_id": 0,
+        "sda": 21,
+        "scl": 22,
+        "imu_int": 19,  # optional
+        "led": 2,  # on-board LED on most DevKitC clones
+        "led_active_low": False,
+        "haptic": 25,
+        "battery_adc": 34,  # ADC1_CH6, input only
+        "safe_mode_pin": 0,  # BOOT button
+    },
+}
+
+# --- I2C and IMU -----------------------------------------------------------
+I2C_FREQ_HZ = const(400_000)
+# 7-bit addresses tried in order (AD0 low, AD0 high).
+IMU_ADDRESSES = (0x68, 0x69)
+I2C_RETRIES = const(3)  # a failed transaction is retried this often before re-init
+
+# Defaults applied at boot (changeable with the CONFIGURE command).
+ODR_HZ = const(200)
+ACCEL_RANGE_G = const(8)
+GYRO_RANGE_DPS = const(1000)
+DLPF_HZ = const(0)  # 0: the driver picks the filter nearest 0.4 x ODR
+
+# --- Streaming -------------------------------------------------------------
+SAMPLE_BYTES = const(12)  # ax ay az gx gy gz, int16 little-endian
+FRAME_HEADER_BYTES = const(16)
+MAX_SAMPLES_PER_FRAME = const(19)  # fills ATT MTU 247 (244-byte payload)
+# Preallocated ring of recent frames, kept for RESEND. Each slot holds one
+# full frame (16 + 19 x 12 = 244 bytes). 300 slots = 73 KB: 28 s at 200 Hz,
+# 14 s at 400 Hz, 5.7 s at 1 kHz. That fits the ~110 KB heap of a classic
+# ESP32 with BLE active; on a board with PSRAM raise it to 560 for 10 s at 1 kHz.
+RING_FRAMES = const(300)
+MAX_ODR_HZ = const(1000)
+# How often the FIFO is drained (ms). The smallest FIFO (MPU-6050, 1024 B)
+# holds 85 samples: 85 ms at 1 kHz, so 10 ms leaves ample margin.
+POLL_INTERVAL_MS = const(10)
+# Notifications sent per poll at most; the rest wait in the ring.
+MAX_NOTIFY_PER_POLL = const(4)
+# After gatts_notify raises ENOMEM the sender waits this long before retrying.
+NOTIFY_BACKOFF_MS = const(20)
+# Frames of a RESEND request queued at once.
+MAX_RESEND_FRAMES = const(1024)
+
+# --- BLE -------------------------------------------------------------------
+NAME_PREFIX = "TL-"  # advertised name: prefix + last 4 hex digits of the MAC
+ADV_INTERVAL_US = const(100_000)
+PREFERRED_MTU = const(247)
+# Peripheral's preferred connection interval, advertised (AD type 0x12) and
+# requested after connecting: 7.5-15 ms, in units of 1.25 ms.
+CONN_INTERVAL_MIN_UNITS = const(6)  # 7.5 ms
+CONN_INTERVAL_MAX_UNITS = const(12)  # 15 ms
+STATUS_NOTIFY_INTERVAL_MS = const(1000)
+
+# --- USB serial ------------------------------------------------------------
+# USB serial is the wired alternative; see docs/protocol.md (serial framing).
+SERIAL_RX_LINE_MAX = const(600)
+
+# --- Power, LED, haptics ---------------------------------------------------
+# Battery: ADC reading -> mV at the pin -> x divider ratio.
+BATTERY_DIVIDER_NUM = const(2)  # (R1 + R2) / R2 with R1 = R2 = 100 kohm
+BATTERY_DIVIDER_DEN = const(1)
+BATTERY_LOW_MV = const(3400)
+BATTERY_FULL_MV = const(4150)
+BATTERY_EMPTY_MV = const(3300)
+HAPTIC_PWM_FREQ_HZ = const(200)
+# Watchdog: the board resets if the main loop stalls this long.
+WATCHDOG_TIMEOUT_MS = const(8000)
+# After an unhandled exception the board waits this long, then resets.
+CRASH_RESET_DELAY_MS = const(5000)
+# How long the safe-mode button is sampled at start.
+SAFE_MODE_WINDOW_MS = const(1500)
+
+# --- Security ----------------------------------------------------------------
+# When True the control characteristic is registered write-encrypted: the BLE
+# stack refuses writes from a central that has not paired (docs/protocol.md, 9).
+REQUIRE_ENCRYPTED_CONTROL = False
