@@ -1,0 +1,706 @@
+"""The session file: one SQLite database per recording (schema in docs/session-format.md).
+
+Frames are stored exactly as received, so nothing is lost to a decoding choice made at recording
+time; samples are decoded, put on a time base and converted to SI units when the file is read.
+
+:class:`SessionWriter` batches inserts and commits at least every ``commit_interval_s`` (0.5 s),
+from a background thread as well as from the caller, so a SIGKILL loses at most the last
+interval and the file still opens (SQLite's WAL keeps every committed transaction).
+:class:`SessionReader` opens read-only and never modifies the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tremorlift import __version__
+from tremorlift.errors import UserError
+from tremorlift.protocol import (
+    FLAG_RESENT,
+    FLAG_STREAM_START,
+    DeviceInfo,
+    ProtocolError,
+    Status,
+    decode_info,
+    decode_samples,
+    decode_samples_batch,
+    decode_status,
+    raw_to_si,
+)
+from tremorlift.timebase import fit_clock
+
+FORMAT_VERSION = 1
+APPLICATION = "tremorlift-session"
+# SQLite's application_id header field (offset 68): lets `file` and readers tell a session from
+# any other SQLite database without a query. ASCII "TLs1".
+APPLICATION_ID = 0x544C7331
+COMMIT_INTERVAL_S = 0.5
+
+_SCHEMA = """
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE devices (
+    device    INTEGER PRIMARY KEY,
+    address   TEXT NOT NULL UNIQUE,
+    name      TEXT,
+    placement TEXT,
+    added_s   REAL NOT NULL
+);
+CREATE TABLE infos (
+    device               INTEGER NOT NULL REFERENCES devices(device),
+    boot                 INTEGER NOT NULL,
+    host_s               REAL NOT NULL,
+    raw                  BLOB NOT NULL,
+    name                 TEXT NOT NULL,
+    fw_version           TEXT NOT NULL,
+    imu_kind             INTEGER NOT NULL,
+    board                INTEGER NOT NULL,
+    odr_hz               INTEGER NOT NULL,
+    accel_range_g        INTEGER NOT NULL,
+    gyro_range_dps       INTEGER NOT NULL,
+    dlpf_hz              INTEGER NOT NULL,
+    accel_lsb_per_g      INTEGER NOT NULL,
+    gyro_lsb_per_dps_x10 INTEGER NOT NULL,
+    samples_per_frame    INTEGER NOT NULL,
+    ring_frames          INTEGER NOT NULL,
+    att_mtu              INTEGER NOT NULL,
+    boot_id              INTEGER NOT NULL
+);
+CREATE INDEX infos_by_device ON infos(device, host_s);
+CREATE TABLE frames (
+    device             INTEGER NOT NULL REFERENCES devices(device),
+    boot               INTEGER NOT NULL,
+    seq                INTEGER NOT NULL,
+    host_s             REAL NOT NULL,
+    first_sample_index INTEGER NOT NULL,
+    n_samples          INTEGER NOT NULL,
+    flags              INTEGER NOT NULL,
+    raw                BLOB NOT NULL,
+    PRIMARY KEY (device, boot, seq)
+) WITHOUT ROWID;
+CREATE TABLE statuses (
+    device  INTEGER NOT NULL REFERENCES devices(device),
+    boot    INTEGER NOT NULL,
+    host_s  REAL NOT NULL,
+    raw     BLOB NOT NULL,
+    boot_id INTEGER NOT NULL,
+    flags   INTEGER NOT NULL
+);
+CREATE TABLE events (
+    id     INTEGER PRIMARY KEY,
+    device INTEGER REFERENCES devices(device),
+    host_s REAL NOT NULL,
+    kind   TEXT NOT NULL,
+    data   TEXT NOT NULL
+);
+CREATE TABLE analysis (
+    id     INTEGER PRIMARY KEY,
+    device INTEGER REFERENCES devices(device),
+    host_s REAL NOT NULL,
+    kind   TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE TABLE stats (
+    id     INTEGER PRIMARY KEY,
+    device INTEGER REFERENCES devices(device),
+    host_s REAL NOT NULL,
+    data   TEXT NOT NULL
+);
+"""
+
+_TABLES = ("meta", "devices", "infos", "frames", "statuses", "events", "analysis", "stats")
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, allow_nan=False, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+# ============================================================================ writer
+
+
+class SessionWriter:
+    """Records one session to a new file.
+
+    All ``add_*`` methods may be called from one thread (the collector's event loop); a daemon
+    thread commits what is pending every ``commit_interval_s`` even when nothing new arrives.
+    Times are host seconds since the session started (``host_s()``, a monotonic clock).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        commit_interval_s: float = COMMIT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
+        meta: dict[str, str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._t0 = clock()
+        self.commit_interval_s = commit_interval_s
+        try:
+            # Created here, exclusively and with mode 0600 (a recording is personal data);
+            # SQLite gives its -wal and -shm files the database file's permissions.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise UserError(f"{self.path}: already exists; choose another file name") from None
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot create: {exc.strerror}") from None
+        os.close(fd)
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: committed transactions survive a process kill; only an OS crash
+            # or power cut can roll back the last ones.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            self._db.execute("BEGIN")
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            now = dt.datetime.now(dt.UTC)
+            rows = {
+                "application": APPLICATION,
+                "format_version": str(FORMAT_VERSION),
+                "tremorlift_version": __version__,
+                "created_utc": now.isoformat(timespec="milliseconds"),
+                "created_unix_s": repr(now.timestamp()),
+                "host_clock": "seconds since created_utc on the recording host's monotonic clock",
+            }
+            rows.update(meta or {})
+            self._db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", rows.items())
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(Exception):
+                self._db.close()
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise UserError(f"{self.path}: cannot create a session: {exc}") from None
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[tuple[Any, ...]]] = {
+            "frames": [],
+            "infos": [],
+            "statuses": [],
+            "events": [],
+            "analysis": [],
+            "stats": [],
+        }
+        self._n_pending = 0
+        self._last_commit = clock()
+        self._closed = False
+        self._error: sqlite3.Error | None = None
+        self.frames_written = 0
+        self.commits = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(
+                target=self._flusher, name="session-flusher", daemon=True
+            )
+            self._thread.start()
+
+    # --- time -----------------------------------------------------------------------------
+    def host_s(self) -> float:
+        """Seconds since the session was created, on the host's monotonic clock."""
+        return self._clock() - self._t0
+
+    def _t(self, host_s: float | None) -> float:
+        return self.host_s() if host_s is None else float(host_s)
+
+    # --- inserts --------------------------------------------------------------------------
+    def add_device(
+        self, address: str, name: str | None = None, placement: str | None = None
+    ) -> int:
+        """Register a device (idempotent by address); returns its id for the other calls."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute(
+                "SELECT device FROM devices WHERE address = ?", (address,)
+            ).fetchone()
+            if row is not None:
+                if name is not None or placement is not None:
+                    self._db.execute(
+                        "UPDATE devices SET name = coalesce(?, name), placement = coalesce(?, placement) "
+                        "WHERE device = ?",
+                        (name, placement, row[0]),
+                    )
+                return int(row[0])
+            cur = self._db.execute(
+                "INSERT INTO devices(address, name, placement, added_s) VALUES (?, ?, ?, ?)",
+                (address, name, placement, self.host_s()),
+            )
+            assert cur.lastrowid is not None
+            return int(cur.lastrowid)
+
+    def add_info(
+        self, device: int, raw: bytes, *, boot: int = 0, host_s: float | None = None
+    ) -> DeviceInfo:
+        """Store an INFO message (at connect, after CONFIGURE, after a reboot)."""
+        info = decode_info(raw)
+        row = (
+            device, boot, self._t(host_s), bytes(raw), info.name, ".".join(map(str, info.fw_version)),
+            info.imu_kind, info.board, info.odr_hz, info.accel_range_g, info.gyro_range_dps,
+            info.dlpf_hz, info.accel_lsb_per_g, info.gyro_lsb_per_dps_x10, info.samples_per_frame,
+            info.ring_frames, info.att_mtu, info.boot_id,
+        )  # fmt: skip
+        self._queue("infos", row)
+        return info
+
+    def add_frame(
+        self, device: int, raw: bytes, *, boot: int = 0, host_s: float | None = None
+    ) -> None:
+        """Store one SAMPLES frame exactly as received. (device, boot, seq) is unique: a resend
+        fills its hole, a duplicate is ignored. ``boot`` is StreamTracker's boot ordinal."""
+        frame = decode_samples(raw)
+        self._queue(
+            "frames",
+            (device, boot, frame.seq, self._t(host_s), frame.first_sample_index, frame.n_samples,
+             frame.flags, bytes(raw)),
+        )  # fmt: skip
+
+    def add_status(
+        self, device: int, raw: bytes, *, boot: int = 0, host_s: float | None = None
+    ) -> Status:
+        status = decode_status(raw)
+        self._queue(
+            "statuses", (device, boot, self._t(host_s), bytes(raw), status.boot_id, status.flags)
+        )
+        return status
+
+    def add_event(
+        self,
+        kind: str,
+        data: dict[str, Any] | None = None,
+        *,
+        device: int | None = None,
+        host_s: float | None = None,
+    ) -> None:
+        """An event or alert (rep end, velocity-loss alert, disconnect, ...), data as JSON."""
+        self._queue("events", (device, self._t(host_s), kind, _json(data or {})))
+
+    def add_analysis(
+        self,
+        kind: str,
+        result: dict[str, Any],
+        *,
+        device: int | None = None,
+        host_s: float | None = None,
+    ) -> None:
+        self._queue("analysis", (device, self._t(host_s), kind, _json(result)))
+
+    def add_stats(
+        self, data: dict[str, Any], *, device: int | None = None, host_s: float | None = None
+    ) -> None:
+        """Link and loss figures (frames, duplicates, resends, corrupt, ...), as JSON."""
+        self._queue("stats", (device, self._t(host_s), _json(data)))
+
+    _INSERTS = {
+        "frames": "INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "infos": "INSERT INTO infos VALUES (" + ", ".join(["?"] * 18) + ")",
+        "statuses": "INSERT INTO statuses VALUES (?, ?, ?, ?, ?, ?)",
+        "events": "INSERT INTO events(device, host_s, kind, data) VALUES (?, ?, ?, ?)",
+        "analysis": "INSERT INTO analysis(device, host_s, kind, result) VALUES (?, ?, ?, ?)",
+        "stats": "INSERT INTO stats(device, host_s, data) VALUES (?, ?, ?)",
+    }
+
+    def _queue(self, table: str, row: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._check_open()
+            self._pending[table].append(row)
+            self._n_pending += 1
+            if self._clock() - self._last_commit >= self.commit_interval_s:
+                self._commit_locked()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError(f"{self.path}: session writer is closed")
+        if self._error is not None:
+            raise UserError(f"{self.path}: cannot write the session: {self._error}")
+
+    def _commit_locked(self) -> None:
+        if self._n_pending:
+            try:
+                self._db.execute("BEGIN")
+                try:
+                    for table, rows in self._pending.items():
+                        if rows:
+                            cur = self._db.executemany(self._INSERTS[table], rows)
+                            if table == "frames":
+                                self.frames_written += max(cur.rowcount, 0)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                # Disk full, file removed, I/O error: the rows stay queued; every later call
+                # reports it (the recording cannot go on silently losing data).
+                self._error = exc
+                raise UserError(f"{self.path}: cannot write the session: {exc}") from None
+            for rows in self._pending.values():
+                rows.clear()
+            self._n_pending = 0
+            self.commits += 1
+        self._last_commit = self._clock()
+
+    def flush(self) -> None:
+        """Commit everything queued now."""
+        with self._lock:
+            self._check_open()
+            self._commit_locked()
+
+    def _flusher(self) -> None:
+        # Every row is committed within half an interval of being queued (plus the commit
+        # itself), even when the caller stops adding rows.
+        while not self._stop.wait(self.commit_interval_s / 2):
+            with self._lock:
+                if self._closed or self._error is not None:
+                    return
+                if self._n_pending:
+                    try:
+                        self._commit_locked()
+                    except UserError:
+                        return  # kept in self._error; the caller's next call raises it
+
+    def close(self) -> None:
+        """Commit, checkpoint and leave a single self-contained file (journal mode DELETE)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._error is None:
+                    self._commit_locked()
+            finally:
+                self._closed = True
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    self._db.execute("PRAGMA journal_mode=DELETE")
+                self._db.close()
+
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ============================================================================ reader
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device: int
+    address: str
+    name: str | None
+    placement: str | None
+    info: DeviceInfo | None  # the latest INFO recorded
+
+
+@dataclass(frozen=True)
+class DeviceArrays:
+    """One device's samples on the session timeline (sorted by t_s).
+
+    ``t_s``: host seconds since the session started; ``sample_index``/``boot``/``segment``
+    identify each sample; ``accel_mps2``/``gyro_radps`` are (N, 3) in the IMU's axes.
+    """
+
+    device: int
+    name: str
+    t_s: npt.NDArray[np.float64]
+    accel_mps2: npt.NDArray[np.float64]
+    gyro_radps: npt.NDArray[np.float64]
+    sample_index: npt.NDArray[np.int64]
+    boot: npt.NDArray[np.int64]
+    segment: npt.NDArray[np.int64]
+    rate_hz: list[float]  # measured IMU rate of each segment (host clock)
+
+    def __len__(self) -> int:
+        return int(self.t_s.shape[0])
+
+
+@dataclass(frozen=True)
+class Record:
+    """A row of events / analysis / stats."""
+
+    device: int | None
+    host_s: float
+    kind: str
+    data: dict[str, Any]
+
+
+class SessionReader:
+    """Opens a session read-only; anything that is not a readable session raises UserError."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: no such session file")
+        uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
+        try:
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise UserError(f"{self.path}: cannot open: {exc}") from None
+        try:
+            self._validate()
+        except UserError:
+            self._db.close()
+            raise
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise UserError(f"{self.path}: not a readable tremorlift session ({exc})") from None
+
+    def _validate(self) -> None:
+        tables = {
+            r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if "meta" not in tables:
+            raise UserError(f"{self.path}: not a tremorlift session (no meta table)")
+        self.meta: dict[str, str] = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        if self.meta.get("application") != APPLICATION:
+            raise UserError(f"{self.path}: not a tremorlift session")
+        try:
+            version = int(self.meta.get("format_version", ""))
+        except ValueError:
+            raise UserError(
+                f"{self.path}: bad format_version {self.meta.get('format_version')!r}"
+            ) from None
+        if version > FORMAT_VERSION:
+            raise UserError(
+                f"{self.path}: session format {version} is newer than this tremorlift reads "
+                f"({FORMAT_VERSION}); upgrade tremorlift"
+            )
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise UserError(f"{self.path}: damaged session (missing tables: {', '.join(missing)})")
+        problems = [r[0] for r in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise UserError(f"{self.path}: damaged session file ({'; '.join(problems)})")
+
+    @contextlib.contextmanager
+    def _query(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._db
+        except sqlite3.Error as exc:
+            raise UserError(f"{self.path}: damaged session file ({exc})") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SessionReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plain tables ---------------------------------------------------------------------
+    def devices(self) -> list[DeviceRecord]:
+        with self._query() as db:
+            rows = db.execute(
+                "SELECT device, address, name, placement FROM devices ORDER BY device"
+            ).fetchall()
+            out = []
+            for device, address, name, placement in rows:
+                info_row = db.execute(
+                    "SELECT raw FROM infos WHERE device = ? ORDER BY host_s DESC LIMIT 1", (device,)
+                ).fetchone()
+                out.append(
+                    DeviceRecord(
+                        device,
+                        address,
+                        name,
+                        placement,
+                        self._info(info_row[0]) if info_row else None,
+                    )
+                )
+        return out
+
+    def _info(self, raw: bytes) -> DeviceInfo:
+        try:
+            return decode_info(raw)
+        except ProtocolError as exc:
+            raise UserError(f"{self.path}: damaged INFO record ({exc})") from None
+
+    def infos(self, device: int) -> list[tuple[int, float, DeviceInfo]]:
+        """(boot, host_s, info) of every INFO recorded for a device, oldest first."""
+        with self._query() as db:
+            rows = db.execute(
+                "SELECT boot, host_s, raw FROM infos WHERE device = ? ORDER BY host_s", (device,)
+            ).fetchall()
+        return [(int(b), float(h), self._info(r)) for b, h, r in rows]
+
+    def statuses(self, device: int) -> list[tuple[int, float, Status]]:
+        with self._query() as db:
+            rows = db.execute(
+                "SELECT boot, host_s, raw FROM statuses WHERE device = ? ORDER BY host_s", (device,)
+            ).fetchall()
+        try:
+            return [(int(b), float(h), decode_status(r)) for b, h, r in rows]
+        except ProtocolError as exc:
+            raise UserError(f"{self.path}: damaged STATUS record ({exc})") from None
+
+    def frame_count(self, device: int | None = None) -> int:
+        with self._query() as db:
+            if device is None:
+                return int(db.execute("SELECT count(*) FROM frames").fetchone()[0])
+            return int(
+                db.execute("SELECT count(*) FROM frames WHERE device = ?", (device,)).fetchone()[0]
+            )
+
+    def frames(self, device: int) -> list[tuple[int, int, float, bytes]]:
+        """(boot, seq, host_s, raw) of every stored frame of a device, by boot then seq."""
+        with self._query() as db:
+            rows = db.execute(
+                "SELECT boot, seq, host_s, raw FROM frames WHERE device = ? ORDER BY boot, seq",
+                (device,),
+            ).fetchall()
+        return [(int(b), int(s), float(h), bytes(r)) for b, s, h, r in rows]
+
+    def _records(self, table: str, col: str, kind: str | None) -> list[Record]:
+        kind_col = "NULL" if table == "stats" else "kind"
+        sql = f"SELECT device, host_s, {kind_col}, {col} FROM {table}"
+        args: tuple[Any, ...] = ()
+        if kind is not None and table != "stats":
+            sql += " WHERE kind = ?"
+            args = (kind,)
+        sql += " ORDER BY host_s, id"
+        with self._query() as db:
+            rows = db.execute(sql, args).fetchall()
+        try:
+            return [Record(d, float(h), k or "stats", json.loads(v)) for d, h, k, v in rows]
+        except ValueError as exc:
+            raise UserError(f"{self.path}: damaged {table} record ({exc})") from None
+
+    def events(self, kind: str | None = None) -> list[Record]:
+        return self._records("events", "data", kind)
+
+    def analyses(self, kind: str | None = None) -> list[Record]:
+        return self._records("analysis", "result", kind)
+
+    def stats(self) -> list[Record]:
+        return self._records("stats", "data", None)
+
+    # --- samples --------------------------------------------------------------------------
+    def arrays(self, device: int) -> DeviceArrays:
+        """All of a device's samples: decoded, on the session timeline, in SI units."""
+        rows = self.frames(device)
+        record = next((d for d in self.devices() if d.device == device), None)
+        if record is None:
+            raise UserError(f"{self.path}: no device {device}")
+        infos = self.infos(device)
+        name = record.name or (record.info.name if record.info else record.address)
+        empty = np.empty((0, 3))
+        if not rows:
+            z = np.empty(0, np.int64)
+            return DeviceArrays(device, name, np.empty(0), empty, empty, z, z, z, [])
+        boots = np.array([r[0] for r in rows], np.int64)
+        host = np.array([r[2] for r in rows], np.float64)
+        try:
+            batch = decode_samples_batch([r[3] for r in rows])
+        except ProtocolError as exc:
+            raise UserError(f"{self.path}: damaged frame record ({exc})") from None
+        # Segments: within a boot, frames in seq order; a STREAM_START frame opens a new one.
+        opens = (batch.flags & FLAG_STREAM_START) != 0
+        opens[0] = True
+        opens[1:] |= boots[1:] != boots[:-1]
+        seg_of_frame = np.cumsum(opens) - 1
+        seg = int(seg_of_frame[-1])
+        n_per_frame = batch.n_samples.astype(np.int64)
+        seg_of_sample = np.repeat(seg_of_frame, n_per_frame)
+        t_parts: list[npt.NDArray[np.float64]] = []
+        acc_parts: list[npt.NDArray[np.float64]] = []
+        gyr_parts: list[npt.NDArray[np.float64]] = []
+        idx_parts: list[npt.NDArray[np.int64]] = []
+        boot_parts: list[npt.NDArray[np.int64]] = []
+        seg_parts: list[npt.NDArray[np.int64]] = []
+        rates: list[float] = []
+        for s in range(seg + 1):
+            frames_in = np.flatnonzero(seg_of_frame == s)
+            info = _info_in_effect(infos, int(boots[frames_in[0]]), float(host[frames_in].min()))
+            if info is None:
+                raise UserError(
+                    f"{self.path}: device {name} has frames but no INFO (scale factors unknown)"
+                )
+            live = frames_in[(batch.flags[frames_in] & FLAG_RESENT) == 0]
+            if live.size == 0:
+                live = frames_in  # only resent frames: their arrival times are all there is
+            clock = fit_clock(
+                batch.first_sample_index[live], n_per_frame[live], batch.tick_us[live], host[live],
+                nominal_rate_hz=float(info.odr_hz or 100),
+            )  # fmt: skip
+            rates.append(clock.rate_hz)
+            sample_rows: slice | npt.NDArray[np.intp] = (
+                slice(None) if seg == 0 else np.flatnonzero(seg_of_sample == s)
+            )
+            idx = batch.sample_index[sample_rows]
+            try:
+                accel, gyro = raw_to_si(batch.samples_raw[sample_rows], info)
+            except ValueError as exc:
+                raise UserError(f"{self.path}: device {name}: {exc}") from None
+            t_parts.append(clock.time_s(idx))
+            acc_parts.append(accel)
+            gyr_parts.append(gyro)
+            idx_parts.append(idx)
+            boot_parts.append(np.full(idx.size, boots[frames_in[0]], np.int64))
+            seg_parts.append(np.full(idx.size, s, np.int64))
+        t = np.concatenate(t_parts)
+        # Already in time order in the usual case (frames by seq, one boot); sort only if not.
+        order: slice | npt.NDArray[np.intp] = slice(None)
+        if t.size > 1 and not bool(np.all(t[1:] >= t[:-1])):
+            order = np.argsort(t, kind="stable")
+        return DeviceArrays(
+            device=device,
+            name=name,
+            t_s=t[order],
+            accel_mps2=np.concatenate(acc_parts)[order],
+            gyro_radps=np.concatenate(gyr_parts)[order],
+            sample_index=np.concatenate(idx_parts)[order],
+            boot=np.concatenate(boot_parts)[order],
+            segment=np.concatenate(seg_parts)[order],
+            rate_hz=rates,
+        )
+
+    def all_arrays(self) -> dict[int, DeviceArrays]:
+        """Every device's arrays, keyed by device id, on the same timeline."""
+        return {d.device: self.arrays(d.device) for d in self.devices()}
+
+
+def _info_in_effect(
+    infos: list[tuple[int, float, DeviceInfo]], boot: int, first_host_s: float
+) -> DeviceInfo | None:
+    """The INFO that applied to a segment: the last one of its boot recorded before its first
+    frame arrived (CONFIGURE is refused while streaming, so it cannot change mid-segment); failing
+    that, the first of its boot, then the first at all."""
+    same_boot = [(h, i) for b, h, i in infos if b == boot]
+    before = [i for h, i in same_boot if h <= first_host_s]
+    if before:
+        return before[-1]
+    if same_boot:
+        return same_boot[0][1]
+    return infos[0][2] if infos else None
