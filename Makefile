@@ -55,6 +55,24 @@ flash: firmware
 typecheck-firmware: venv node stubs
 	$(PY) tools/typecheck_firmware.py --stubs $(STUBS)
 
+# --- hardware --------------------------------------------------------------------
+# STLs of the case into out/hardware/ (openscad comes from apt-get when it is missing),
+# and the wiring diagrams redrawn from hardware/wiring.csv. Not under build/: `make firmware`
+# replaces build/ whole and `make flash` copies every folder of it to the board.
+HW_SCAD := hardware/enclosure/tremorlift_case.scad
+HW_OUT := out/hardware
+
+hardware: venv
+	@command -v openscad >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openscad; \
+	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then sudo apt-get update -qq && sudo apt-get install -y -qq openscad; \
+	  else echo "openscad is missing: install it (Debian/Ubuntu: apt-get install openscad; macOS: brew install --cask openscad; others: openscad.org/downloads)" >&2; exit 1; fi; }
+	mkdir -p $(HW_OUT)
+	openscad -q -o $(HW_OUT)/tremorlift_case.stl $(HW_SCAD)
+	openscad -q -o $(HW_OUT)/tremorlift_case_base.stl -D 'part="base"' $(HW_SCAD)
+	openscad -q -o $(HW_OUT)/tremorlift_case_lid.stl -D 'part="lid"' $(HW_SCAD)
+	$(PY) tools/draw_wiring.py
+
 # --- tests -------------------------------------------------------------------------
 test: venv node stubs
 	$(MAKE) firmware
