@@ -1,0 +1,104 @@
+"""``tremorlift collect``: record and analyse live from one or more wearables (or the twin)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from tremorlift.errors import UserError
+
+ORDER = 20
+GOALS = ("power", "strength", "hypertrophy")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "collect",
+        help="connect to wearables, record the session and analyse it live",
+        description="Connect to one or more tremorlift wearables over BLE (or USB serial, or the "
+        "digital twin with --simulate), record every frame to a session file and analyse live.",
+    )
+    p.add_argument("--device", action="append", default=[], metavar="NAME|ADDR",
+                   help="wearable to use (repeat for two); default: every wearable found")
+    p.add_argument("--serial", nargs="?", const="twin", metavar="PORT",
+                   help="use USB serial on PORT instead of BLE (with --simulate: the twin's serial port)")
+    p.add_argument("--simulate", metavar="SCENARIO", help="collect from the digital twin playing SCENARIO")
+    p.add_argument("--speed", type=float, default=1.0, metavar="X", help="twin speed-up (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="twin scenario seed (default 0)")
+    p.add_argument("--imu", choices=("icm42688", "mpu6050"), default="icm42688", help="twin IMU model")
+    p.add_argument("--rate", type=int, metavar="HZ", help="configure the wearable's sample rate first")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    p.add_argument("--session", metavar="FILE", help="session file to create (default: in the data folder)")
+    p.add_argument("--exercise", metavar="NAME", help="exercise name, e.g. squat")
+    p.add_argument("--goal", choices=GOALS, help="velocity-loss goal preset")
+    p.add_argument("--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%")
+    p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
+    p.add_argument("--summary-json", metavar="FILE", help="write the link and loss summary here")
+    p.add_argument("--no-ui", action="store_true", help="one line per event instead of the dashboard")
+    p.set_defaults(run=run)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.simulate is not None:
+        from tremorlift.twin.motion import SCENARIOS
+
+        if args.simulate not in SCENARIOS:
+            raise UserError(f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}")
+    elif args.serial == "twin":
+        raise UserError("--serial needs a PORT (e.g. /dev/ttyACM0) unless --simulate is given")
+    if not 0 < args.speed <= 100:
+        raise UserError(f"--speed must be in (0, 100], got {args.speed:g}")
+    if args.duration is not None and not args.duration > 0:
+        raise UserError(f"--duration must be positive, got {args.duration:g}")
+    if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
+        raise UserError(f"--vl-threshold must be between 1 and 80 %, got {args.vl_threshold:g}")
+    if args.rate is not None and args.rate not in (100, 200, 400, 1000):
+        raise UserError(f"--rate must be 100, 200, 400 or 1000 Hz, got {args.rate}")
+    if args.session is not None:
+        if Path(args.session).exists():
+            raise UserError(f"{args.session}: already exists; choose another file name")
+        parent = Path(args.session).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UserError(f"{args.session}: folder {parent} does not exist or is not writable")
+    if args.summary_json is not None and args.summary_json != "-":
+        parent = Path(args.summary_json).resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UserError(f"{args.summary_json}: folder {parent} does not exist or is not writable")
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
+    from tremorlift.collector import CollectConfig, CollectOptions, collect
+    from tremorlift.dashboard import Dashboard, EventPrinter
+
+    options = CollectOptions(
+        duration_s=args.duration, exercise=args.exercise, goal=args.goal,
+        vl_threshold_pct=args.vl_threshold, alerts_enabled=not args.no_alerts,
+    )  # fmt: skip
+    cfg = CollectConfig(
+        devices=args.device, serial=args.serial, simulate=args.simulate, speed=args.speed,
+        seed=args.seed, imu=args.imu, odr_hz=args.rate, session_path=args.session,
+        summary_json=None if args.summary_json == "-" else args.summary_json,
+        ui=not args.no_ui, options=options,
+    )  # fmt: skip
+    use_dashboard = cfg.ui and sys.stdout.isatty()
+    ui = Dashboard() if use_dashboard else EventPrinter()
+    with ui:
+        try:
+            summary = asyncio.run(collect(cfg, ui.event, ui))
+        except KeyboardInterrupt:
+            raise
+    if args.summary_json == "-":
+        print(json.dumps(summary, indent=2))
+    lost = summary["samples_lost"]
+    print(
+        f"{summary['transport']}: {len(summary['devices'])} wearable(s), {summary['samples_received']} samples "
+        f"received, {lost} lost, {summary['frames_corrupt']} corrupt frames, {summary['reconnects']} reconnects "
+        f"in {summary['duration_s']:.1f} s"
+    )
+    print(f"session recorded to {summary['session']}")
+    return 0
