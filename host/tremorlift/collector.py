@@ -414,7 +414,7 @@ class DeviceChannel:
         if self.info is not None and t.boot >= 0:
             segs = t.segments()
             clock = t.clock(t.boot, segs[-1].end_seq - 1) if segs else None
-            s.rate_hz = clock.rate_hz if clock is not None else float(self.info.odr_hz)
+            s.rate_hz = clock.device_rate_hz if clock is not None else float(self.info.odr_hz)
         return s
 
     def summary(self) -> dict[str, Any]:
@@ -628,8 +628,15 @@ async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink
     return [(w.name, w.address) for w in found]
 
 
-async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None) -> dict[str, Any]:
-    """Run ``tremorlift collect``: returns the summary (also written to ``cfg.summary_json``)."""
+Hook = Callable[["Collector", Any], Awaitable[None]]
+
+
+async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hook | None = None) -> dict[str, Any]:
+    """Run ``tremorlift collect``: returns the summary (also written to ``cfg.summary_json``).
+
+    ``hook(collector, fleet)`` runs as a task beside the session (``fleet`` is the twin or
+    None): fault injection and tests use it to act on the link mid-session.
+    """
     from tremorlift import paths  # noqa: PLC0415
 
     options = cfg.options or CollectOptions()
@@ -639,7 +646,7 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None) -> dict[s
 
         fleet = TwinFleet(
             cfg.simulate, seed=cfg.seed, speed=cfg.speed, imu=cfg.imu,
-            transport="serial" if cfg.serial is not None else "ble",
+            transport="serial" if cfg.serial is not None else "ble", odr_hz=cfg.odr_hz or 200,
         )  # fmt: skip
         await fleet.start()
         if options.duration_s is None:
@@ -674,9 +681,14 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None) -> dict[s
         if cfg.odr_hz is not None:
             for ch in collector.channels:
                 ch.want_odr_hz = cfg.odr_hz
-        collector.fleet = fleet  # type: ignore[attr-defined]  # fault injection reaches it here
         on_tick = ui.update if ui is not None else None
-        summary = await collector.run(on_tick)
+        hook_task = asyncio.create_task(hook(collector, fleet)) if hook is not None else None
+        try:
+            summary = await collector.run(on_tick)
+        finally:
+            if hook_task is not None:
+                hook_task.cancel()
+                await asyncio.gather(hook_task, return_exceptions=True)
     finally:
         session.close()
         if fleet is not None:

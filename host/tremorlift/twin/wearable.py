@@ -108,18 +108,39 @@ class ClockedI2C:
         self.bus.writeto_mem(addr, memaddr, buf, addrsize=addrsize)
 
 
-class _RateFollowingSource:
-    """Feeds the emulated chip from a MotionSource rendered at the chip's own output rate."""
+def chip_rate_hz(odr_hz: int) -> int:
+    """The rate the emulated chips run at to give ``odr_hz``: both produce 400 Hz by running at
+    1 kHz and letting the driver resample (neither has a native 400 Hz with its filter on)."""
+    return 1000 if odr_hz == 400 else odr_hz
 
-    def __init__(self, source: MotionSource, emulator: Any) -> None:
-        self._source = source
+
+class _RateFollowingSource:
+    """Feeds the emulated chip from the motion rendered at the chip's own output rate.
+
+    Rendering a scenario takes a good fraction of a second, far longer than the chip's FIFO
+    lasts, so renders for the rates the chip is expected to run at are prepared off the event
+    loop beforehand (``prepare``); an unexpected rate is rendered on the spot.
+    """
+
+    def __init__(self, make_source: Callable[[float], MotionSource], emulator: Any) -> None:
+        self._make = make_source
         self._emu = emulator
+        self._by_rate: dict[float, MotionSource] = {}
+        self._current: MotionSource | None = None
+        self._current_rate = -1.0
+
+    def prepare(self, rate_hz: float) -> None:
+        if rate_hz not in self._by_rate:
+            self._by_rate[rate_hz] = self._make(rate_hz).prepare()
 
     def __call__(self, sample_index: int) -> tuple[float, float, float, float, float, float]:
         odr = float(self._emu.odr_hz)
-        if odr > 0 and odr != self._source.sample_rate_hz:
-            self._source.set_sample_rate(odr)
-        return self._source(sample_index)
+        if odr != self._current_rate:
+            self.prepare(odr)
+            self._current = self._by_rate[odr]
+            self._current_rate = odr
+        assert self._current is not None
+        return self._current(sample_index)
 
 
 class PtySerial:
@@ -194,7 +215,7 @@ class TwinWearable:
 
     def __init__(
         self,
-        source: MotionSource,
+        make_source: Callable[[float], MotionSource],
         clock: EmulatedClock,
         *,
         radio: Radio | None = None,
@@ -205,7 +226,6 @@ class TwinWearable:
     ) -> None:
         if imu not in IMUS:
             raise ValueError(f"unknown IMU {imu!r}; one of {', '.join(IMUS)}")
-        self.source = source
         self.clock = clock
         self.radio = radio
         self.serial = serial
@@ -218,7 +238,8 @@ class TwinWearable:
         self.name: str | None = None
         self.bus = FakeI2C()
         self.emulator = IMUS[imu](source=None)
-        self.emulator.source = _RateFollowingSource(source, self.emulator)
+        self.source = _RateFollowingSource(make_source, self.emulator)
+        self.emulator.source = self.source
         self.bus.attach(self.emulator)
         self.i2c = ClockedI2C(self.bus, [self.emulator], clock)
         self.haptic_pwm: machine.PWM | None = None
@@ -305,6 +326,7 @@ class TwinFleet:
         transport: str = "ble",
         loop_motion: bool = False,
         short: bool = False,
+        odr_hz: int = 200,
         radio_kwargs: dict[str, Any] | None = None,
     ) -> None:
         if scenario not in SCENARIOS:
@@ -316,6 +338,7 @@ class TwinFleet:
         self.transport = transport
         self.loop_motion = loop_motion
         self.short = short
+        self.odr_hz = odr_hz  # the rate the collector will ask for: its motion is rendered ahead
         self.radio_kwargs = radio_kwargs or {}
         self.radio: Radio | None = None
         self.wearables: list[TwinWearable] = []
@@ -337,18 +360,24 @@ class TwinFleet:
     async def start(self) -> None:
         # The ground truth and the scenario's length come from one render; the sources
         # render again at the chip's rate when the firmware configures it.
-        sc = generate(self.scenario, self.seed, imu=self.imu, short=self.short)
+        sc = await asyncio.to_thread(generate, self.scenario, self.seed, imu=self.imu, short=self.short)
         self.duration_s = max(float(d.t_s[-1]) for d in sc.devices)
         self.truth = [d.truth for d in sc.devices]
         if self.transport == "ble":
             self.radio = Radio(seed=self.seed, **self.radio_kwargs)
         for i, dev in enumerate(sc.devices):
             clock = EmulatedClock(self.speed, drift_ppm=(20.0 if i == 0 else -35.0), start_us=1_000_000 * (i + 1))
-            source = MotionSource(
-                self.scenario, self.seed, imu=self.imu, device=i, loop=self.loop_motion, short=self.short
-            )
+
+            def make_source(rate_hz: float, device: int = i) -> MotionSource:
+                return MotionSource(
+                    self.scenario, self.seed, sample_rate_hz=rate_hz, imu=self.imu, device=device,
+                    loop=self.loop_motion, short=self.short,
+                )  # fmt: skip
+
             serial = PtySerial() if self.transport == "serial" else None
-            w = TwinWearable(source, clock, radio=self.radio, serial=serial, imu=self.imu, label=dev.name)
+            w = TwinWearable(make_source, clock, radio=self.radio, serial=serial, imu=self.imu, label=dev.name)
+            for rate in {200, chip_rate_hz(self.odr_hz)}:
+                await asyncio.to_thread(w.source.prepare, float(rate))
             await w.start()
             self.wearables.append(w)
 
