@@ -1,0 +1,171 @@
+"""``tremorlift simulate``: write a synthetic IMU recording (CSV) and its ground truth (JSON).
+
+Output: ``FILE.csv`` with header ``t,ax,ay,az,gx,gy,gz`` (s; m/s^2 specific force incl. gravity;
+rad/s; sensor axes) and ``FILE.truth.json`` (docs/motion-model.md). Scenarios with two sensors
+write ``FILE-<device>.csv`` and ``FILE-<device>.truth.json`` for each (e.g. ``run-left.csv``)
+unless ``--device`` picks one, which is then written to ``FILE.csv``. Every file is written to a
+temporary name next to it and renamed when all are complete, so nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from tremorlift.errors import UserError
+
+ORDER = 60
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "simulate",
+        help="generate a synthetic IMU recording with ground truth",
+        description="Generate a physics-based synthetic recording of a limb-worn IMU (CSV) and its ground truth (JSON).",
+    )
+    p.add_argument("--list", action="store_true", help="list the scenarios and exit")
+    p.add_argument("--scenario", metavar="NAME", help="scenario name (see --list)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--out", metavar="FILE.csv", help="output CSV path; truth goes to FILE.truth.json"
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        metavar="HZ",
+        help="sample rate, 50-2000 Hz (default 200)",
+    )
+    p.add_argument(
+        "--imu",
+        choices=("mpu6050", "icm42688"),
+        default="icm42688",
+        help="sensor model (default icm42688)",
+    )
+    p.add_argument(
+        "--device", metavar="NAME", help="for multi-sensor scenarios: write only this device"
+    )
+    p.add_argument(
+        "--short", action="store_true", help="shorter variant (two sets, short rests and holds)"
+    )
+    p.set_defaults(run=run)
+
+
+def _scenario_lines() -> list[str]:
+    from tremorlift.twin.motion_scenarios import SCENARIOS
+
+    width = max(len(n) for n in SCENARIOS)
+    lines = []
+    for name, spec in SCENARIOS.items():
+        devs = (
+            "" if len(spec.devices) == 1 else f" [devices: {', '.join(d for d, _ in spec.devices)}]"
+        )
+        lines.append(f"{name:<{width}}  {spec.placement:<7}  {spec.description}{devs}")
+    return lines
+
+
+def _base(out: Path) -> Path:
+    return out.with_suffix("") if out.suffix.lower() == ".csv" else out
+
+
+def _write_csv(path: Path, t_s: np.ndarray, accel: np.ndarray, gyro: np.ndarray) -> None:
+    data = np.column_stack([t_s, accel, gyro])
+    with open(path, "w", encoding="ascii", newline="\n") as fh:
+        fh.write("t,ax,ay,az,gx,gy,gz\n")
+        np.savetxt(fh, data, fmt=["%.6f"] + ["%.7g"] * 6, delimiter=",")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tremorlift.twin import motion
+
+    if args.list:
+        print("\n".join(_scenario_lines()))
+        return 0
+    if not args.scenario:
+        raise UserError("--scenario is required (or --list); valid: " + ", ".join(motion.SCENARIOS))
+    if args.scenario not in motion.SCENARIOS:
+        raise UserError(f"unknown scenario {args.scenario!r}; valid: {', '.join(motion.SCENARIOS)}")
+    if not args.out:
+        raise UserError("--out FILE.csv is required")
+    if not (motion.MIN_RATE_HZ <= args.rate <= motion.MAX_RATE_HZ):
+        raise UserError(
+            f"--rate {args.rate:g} Hz is outside {motion.MIN_RATE_HZ:g}-{motion.MAX_RATE_HZ:g} Hz"
+        )
+    spec = motion.SCENARIOS[args.scenario]
+    device_names = [d for d, _ in spec.devices]
+    if args.device is not None and args.device not in device_names:
+        raise UserError(
+            f"scenario {args.scenario} has no device {args.device!r}; devices: {', '.join(device_names)}"
+        )
+    out = Path(args.out)
+    directory = out.parent if str(out.parent) else Path(".")
+    if not directory.is_dir():
+        raise UserError(f"{out}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise UserError(f"{out}: directory {directory} is not writable")
+
+    scenario = motion.generate(
+        args.scenario,
+        args.seed,
+        sample_rate_hz=args.rate,
+        imu=args.imu,
+        short=args.short,
+        keep_kinematics=False,
+    )
+    base = _base(out)
+    targets: list[tuple[Path, Path, motion.DeviceRecording]] = []
+    if args.device is not None or len(scenario.devices) == 1:
+        rec = scenario.devices[0] if args.device is None else scenario.device(args.device)
+        targets.append(
+            (base.with_name(base.name + ".csv"), base.with_name(base.name + ".truth.json"), rec)
+        )
+    else:
+        for rec in scenario.devices:
+            stem = f"{base.name}-{rec.name}"
+            targets.append(
+                (base.with_name(stem + ".csv"), base.with_name(stem + ".truth.json"), rec)
+            )
+
+    for csv_path, truth_path, _ in targets:
+        for final in (csv_path, truth_path):
+            if final.is_dir():
+                raise UserError(f"{final}: cannot write: is a directory")
+
+    # mkstemp creates 0600 files; give the outputs the usual permissions for this user's umask.
+    umask = os.umask(0)
+    os.umask(umask)
+    staged: list[tuple[str, Path]] = []
+    renamed: list[Path] = []
+    try:
+        for csv_path, truth_path, rec in targets:
+            fd, tmp = tempfile.mkstemp(prefix=csv_path.name + ".", suffix=".tmp", dir=directory)
+            os.close(fd)
+            staged.append((tmp, csv_path))
+            _write_csv(Path(tmp), rec.t_s, rec.accel_mps2, rec.gyro_radps)
+            fd, tmp = tempfile.mkstemp(prefix=truth_path.name + ".", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                staged.append((tmp, truth_path))
+                json.dump(rec.truth, fh, indent=1)
+                fh.write("\n")
+        for tmp, final in staged:
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, final)
+            renamed.append(final)
+    except OSError as exc:
+        # Leave no partial set of outputs: drop the temporaries and whatever was already renamed.
+        for path in [Path(tmp) for tmp, _ in staged] + renamed:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    for csv_path, truth_path, rec in targets:
+        print(
+            f"{csv_path} ({rec.t_s.size} samples, {rec.t_s.size / args.rate:.1f} s) + {truth_path.name}"
+        )
+    return 0
