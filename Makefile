@@ -73,11 +73,38 @@ hardware: venv
 	openscad -q -o $(HW_OUT)/tremorlift_case_lid.stl -D 'part="lid"' $(HW_SCAD)
 	$(PY) tools/draw_wiring.py
 
+# --- demo ------------------------------------------------------------------------
+# The collector against the digital twin: a scripted workout (two sets of squats and a hold)
+# at 4x speed, with the live dashboard; ends by itself in well under two minutes.
+DEMO_OUT := out/demo
+
+demo: venv
+	@mkdir -p $(DEMO_OUT)
+	$(VENV)/bin/tremorlift collect --simulate demo --speed 4 --exercise squat --goal strength \
+		--summary-json $(DEMO_OUT)/summary.json
+	@echo "link and loss summary: $(DEMO_OUT)/summary.json"
+
 # --- tests -------------------------------------------------------------------------
 test: venv node stubs
 	$(MAKE) firmware
 	$(MAKE) typecheck-firmware
 	$(VENV)/bin/pytest -q
+
+# --- benchmarks ------------------------------------------------------------------
+# paradigma pins a pyarrow and python-dateutil older than ours, so it lives in its own venv.
+PARADIGMA_VENV := .venv-paradigma
+PARADIGMA_VERSION := 1.1.2
+
+$(PARADIGMA_VENV)/.stamp:
+	$(PYTHON) -m venv $(PARADIGMA_VENV)
+	$(PARADIGMA_VENV)/bin/pip install -q paradigma==$(PARADIGMA_VERSION)
+	touch $@
+
+bench-accuracy: venv $(PARADIGMA_VENV)/.stamp
+	$(PY) bench/bench_accuracy.py
+
+bench: venv
+	$(PY) bench/bench_engine.py
 
 lint: venv
 	$(VENV)/bin/ruff check host tests tools firmware

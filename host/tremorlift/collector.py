@@ -655,25 +655,38 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
             f"twin: scenario {cfg.simulate} (seed {cfg.seed}), {len(fleet.wearables)} wearable(s), "
             f"{fleet.duration_s:.0f} s of motion at {cfg.speed:g}x"
         )
-    session_path = cfg.session_path or str(paths.new_session_path())
-    session = SessionWriter(session_path, meta={"exercise": options.exercise or ""})
     try:
+        # Find the wearables before anything is created, so a failed scan leaves no empty file.
         if cfg.serial is not None:
             transport = "serial-twin" if fleet is not None else "serial"
+            ports = [w.serial.slave_path for w in fleet.wearables if w.serial] if fleet else [cfg.serial]
+            targets = [(port, port) for port in ports]
         else:
             transport = "ble-twin" if fleet is not None else "ble"
+            backend = fleet.backend if fleet is not None else None
+            targets = await _ble_targets(cfg, backend, emit)
+    except BaseException:
+        if fleet is not None:
+            await fleet.close()
+        raise
+    session_path = cfg.session_path or str(paths.new_session_path())
+    try:
+        session = SessionWriter(session_path, meta={"exercise": options.exercise or ""})
+    except BaseException:
+        if fleet is not None:
+            await fleet.close()
+        raise
+    try:
         collector = Collector(session, options, transport=transport, emit=emit, on_alert=getattr(ui, "on_alert", None))
         if cfg.serial is not None:
             from tremorlift.transport.serial import SerialLink  # noqa: PLC0415
 
-            ports = [w.serial.slave_path for w in fleet.wearables if w.serial] if fleet else [cfg.serial]
-            for port in ports:
-                collector.add_device(port, lambda ch, port=port: SerialLink(port, ch))
+            for name, port in targets:
+                collector.add_device(name, lambda ch, port=port: SerialLink(port, ch))
         else:
             from tremorlift.transport.ble import BleLink  # noqa: PLC0415
 
-            backend = fleet.backend if fleet is not None else None
-            for name, address in await _ble_targets(cfg, backend, emit):
+            for name, address in targets:
                 collector.add_device(
                     name,
                     lambda ch, address=address: BleLink(address, ch, backend=backend, kind=transport),

@@ -35,7 +35,8 @@ def _fmt(value: float | None, spec: str, unit: str = "") -> str:
 def render(state: LiveState) -> Group:
     """Build the dashboard for one snapshot (pure: used by tests too)."""
     links = Table(title="Wearables", expand=True)
-    for col in ("device", "link", "state", "rate", "received", "lost", "corrupt", "reconn.", "battery"):
+    # "missing": samples not (yet) received; resends fill most of them while the set goes on.
+    for col in ("device", "link", "state", "rate", "received", "missing", "corrupt", "reconn.", "battery"):
         links.add_column(col)
     for d in state.devices:
         lost_style = "red" if d.samples_lost else "green"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,9 @@ def _validate(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _validate(args)
+    # The BLE stacks log every late notification after an unsubscribe as a warning; the
+    # dashboard and the summary already account for each frame.
+    logging.getLogger("bumble").setLevel(logging.ERROR)
     from tremorlift.collector import CollectConfig, CollectOptions, collect
     from tremorlift.dashboard import Dashboard, EventPrinter
 

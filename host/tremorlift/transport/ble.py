@@ -71,8 +71,9 @@ async def scan(timeout_s: float = 5.0, *, backend: type | None = None) -> list[F
         kwargs["backend"] = backend
     try:
         found = await BleakScanner.discover(timeout_s, **kwargs)
-    except BleakError as exc:  # e.g. no adapter, Bluetooth off
-        raise UserError(f"Bluetooth scan failed: {exc}") from exc
+    except (BleakError, OSError) as exc:
+        # No adapter, Bluetooth off, or (Linux) no BlueZ daemon on the system bus.
+        raise UserError(f"Bluetooth is not available: {exc or type(exc).__name__}") from exc
     wearables = [w for d, adv in found.values() if (w := _parse_advert(d, adv)) is not None]
     return sorted(wearables, key=lambda w: -w.rssi_dbm)
 
