@@ -105,6 +105,7 @@ bench-accuracy: venv $(PARADIGMA_VENV)/.stamp
 
 bench: venv
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_link.py
 
 lint: venv
 	$(VENV)/bin/ruff check host tests tools firmware
