@@ -22,6 +22,10 @@ def _run(tmp_path, hook=None, **kw):
     )  # fmt: skip
     lines: list[str] = []
     summary = asyncio.run(collect(cfg, lines.append, None, hook))
+    # On failure, say where samples went: device-side FIFO gaps, host queue, link.
+    keys = ("samples_lost", "samples_lost_on_device", "fifo_overflows", "frames_resent", "resend_requests",
+            "lost_ranges", "host_queue_overflows", "disconnects", "reconnects")
+    lines.append(repr([{k: d.get(k) for k in keys} for d in summary["devices"]]))
     return summary, lines
 
 
