@@ -1,0 +1,615 @@
+"""A session report: one self-contained HTML file (figures inlined as base64 PNG) plus the PNGs
+and a plain-language summary, for someone who has never read a paper on tremor.
+
+The only module that imports matplotlib; it uses the object-oriented API on the Agg backend (no
+pyplot global state, no display needed). Colours are the Okabe-Ito palette, which stays
+distinguishable with the common colour-vision deficiencies; causes also differ by hatch.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from tremorlift.errors import UserError  # noqa: E402
+from tremorlift.results import (  # noqa: E402
+    TremorSeries,
+    device_results,
+    recorded_samples_lost,
+    samples_lost,
+    session_analysis,
+    tremor_series,
+    usable_arrays,
+)
+from tremorlift.session import SessionReader  # noqa: E402
+
+# Okabe-Ito.
+BLUE = "#0072B2"
+ORANGE = "#E69F00"
+SKY = "#56B4E9"
+GREEN = "#009E73"
+VERMILLION = "#D55E00"
+PURPLE = "#CC79A7"
+GREY = "#999999"
+DARK_GREY = "#555555"
+BLACK = "#000000"
+CAUSE_COLOURS = {"fatigue": ORANGE, "instability": BLUE, "rest": PURPLE, "other": DARK_GREY}
+CAUSE_HATCH = {"fatigue": "//", "instability": "\\\\", "rest": "xx", "other": ".."}
+CAUSE_WORDS = {
+    "fatigue": "tiring muscles",
+    "instability": "wobbling (balance)",
+    "rest": "shaking at rest",
+    "other": "other shaking",
+}
+LEVEL_COLOURS = {"info": SKY, "warn": ORANGE, "stop": VERMILLION}
+LEVEL_MARKERS = {"info": "o", "warn": "s", "stop": "X"}
+DEVICE_COLOURS = (BLUE, ORANGE, GREEN, PURPLE)
+BAR_OK = BLUE
+BAR_PAST_LIMIT = ORANGE
+DPI = 100
+RECOVERY_WINDOW_S = 180.0
+REST_TREMOR_NOTE = (
+    "This is not a diagnosis. Tiredness, caffeine, cold, stress and some medicines can all cause "
+    "a shake at rest. If it keeps coming back, consider talking to a doctor."
+)
+
+
+@dataclass
+class ReportOutput:
+    html_path: Path
+    png_paths: list[Path]
+    summary: str
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> what was drawn
+
+
+@dataclass
+class _Sensor:
+    name: str
+    placement: str | None
+    result: dict[str, Any]
+    series: TremorSeries | None
+    samples: int
+    lost: int
+
+
+# ============================================================================ figures
+
+
+def _shade_sets(ax: Axes, sets: list[dict[str, Any]]) -> None:
+    for s in sets:
+        ax.axvspan(s["start_s"], s["end_s"], color="#DDDDDD", zorder=0, lw=0)
+
+
+def _shade_episodes(ax: Axes, episodes: list[dict[str, Any]]) -> None:
+    for e in episodes:
+        c = e.get("cause", "other")
+        ax.axvspan(
+            e["start_s"], e["end_s"], facecolor=CAUSE_COLOURS.get(c, GREY), alpha=0.35,
+            hatch=CAUSE_HATCH.get(c, ""), edgecolor=CAUSE_COLOURS.get(c, GREY), lw=0, zorder=1,
+        )  # fmt: skip
+
+
+def _cause_legend(causes: list[str]) -> list[Patch]:
+    handles = [Patch(facecolor="#DDDDDD", label="set or hold")]
+    for c in ("fatigue", "instability", "rest", "other"):
+        if c in causes:
+            handles.append(
+                Patch(
+                    facecolor=CAUSE_COLOURS[c],
+                    alpha=0.5,
+                    hatch=CAUSE_HATCH[c],
+                    edgecolor=CAUSE_COLOURS[c],
+                    label=CAUSE_WORDS[c],
+                )
+            )
+    return handles
+
+
+def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
+    sets = [s for s in sensor.result["sets"] if s["kind"] == "dynamic" and s["reps"]]
+    if not sets:
+        return None
+    thr = float(sensor.result.get("velocity_loss_threshold_pct") or 20.0)
+    n = len(sets)
+    fig = Figure(figsize=(max(6.0, 2.6 * n), 4.2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    vmax = max(r["mean_concentric_velocity_mps"] for s in sets for r in s["reps"])
+    bars = past = 0
+    for i, (ax, s) in enumerate(zip(axes, sets, strict=True)):
+        v = np.array([r["mean_concentric_velocity_mps"] for r in s["reps"]])
+        vl = np.array(
+            [
+                r.get("velocity_loss_pct", 100.0 * (1 - x / max(v.max(), 1e-9)))
+                for r, x in zip(s["reps"], v, strict=True)
+            ]
+        )
+        colours = [BAR_PAST_LIMIT if x >= thr else BAR_OK for x in vl]
+        reps = np.arange(1, v.size + 1)
+        ax.bar(reps, v, width=0.7, color=colours, zorder=2)
+        bars += v.size
+        past += int((vl >= thr).sum())
+        ax.set_ylim(0, vmax * 1.25)
+        ax.set_xticks(reps)
+        ax.set_xlabel("rep")
+        ax.set_title(f"set {i + 1}: {s.get('exercise', '')}".rstrip(": "), fontsize=10)
+        ax2 = ax.twinx()
+        ax2.plot(
+            reps, vl, color=BLACK, marker="o", ms=4, lw=1.5, label="velocity loss (%)", zorder=3
+        )
+        ax2.axhline(thr, color=BLACK, ls="--", lw=1.2, label=f"limit {thr:.0f} %")
+        ax2.set_ylim(-10, max(100.0, float(vl.max()) * 1.1))
+        if i == n - 1:
+            ax2.set_ylabel("velocity loss (% slower than the set's best rep)")
+        else:
+            ax2.tick_params(labelright=False)
+    axes[0].set_ylabel("average lifting speed (m/s)")
+    handles = [
+        Patch(color=BAR_OK, label="rep speed"),
+        Patch(color=BAR_PAST_LIMIT, label="rep past the limit"),
+        *ax2.get_legend_handles_labels()[0],
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4 if n > 2 else 2, frameon=False)
+    fig.suptitle("Speed of each rep, and how much it dropped", fontsize=12)
+    return fig, {"bars": bars, "bars_past_limit": past, "sets": n}
+
+
+def fig_tremor(
+    sensors: list[_Sensor], sets: list[dict[str, Any]], episodes: list[dict[str, Any]]
+) -> tuple[Figure, dict[str, Any]]:
+    fig = Figure(figsize=(10.0, 5.5), dpi=DPI, layout="constrained")
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    for ax in (ax1, ax2):
+        _shade_sets(ax, sets)
+        _shade_episodes(ax, episodes)
+    lines = 0
+    for k, s in enumerate(sensors):
+        if s.series is None or not s.series.t_s.size:
+            continue
+        c = DEVICE_COLOURS[k % len(DEVICE_COLOURS)] if len(sensors) > 1 else BLACK
+        label = s.name if len(sensors) > 1 else None
+        ax1.plot(s.series.t_s, s.series.rms_mps2, color=c, lw=1.0, label=label, zorder=3)
+        ax2.plot(s.series.t_s, s.series.peak_hz, ".", color=c, ms=3, zorder=3)
+        lines += 1
+    band = sensors[0].series.band_hz if sensors and sensors[0].series else (3.0, 15.0)
+    ax1.set_ylabel("shaking strength\n(m/s², RMS)")
+    ax2.set_ylabel("shaking speed\n(Hz = shakes per second)")
+    ax2.set_xlabel("time since the start of the recording (s)")
+    ax2.set_ylim(band[0] - 0.5, band[1] + 0.5)
+    ax1.set_ylim(bottom=0)
+    causes = sorted({e.get("cause", "other") for e in episodes})
+    handles = _cause_legend(causes)
+    if len(sensors) > 1:
+        handles += ax1.get_legend_handles_labels()[0]
+    fig.legend(
+        handles=handles, loc="outside lower center", ncols=min(6, len(handles)), frameon=False
+    )
+    fig.suptitle(
+        f"Shaking (tremor, {band[0]:.0f}-{band[1]:.0f} Hz) over the session, coloured by likely cause",
+        fontsize=12,
+    )
+    return fig, {"episodes": len(episodes), "causes": causes, "lines": lines}
+
+
+def _window(series: TremorSeries, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    m = (series.t_s >= t0) & (series.t_s <= t1)
+    return series.t_s[m] - t0, series.rms_mps2[m]
+
+
+def fig_holds(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
+    holds = [s for s in sensor.result["sets"] if s["kind"] == "hold"]
+    if not holds or sensor.series is None or not sensor.series.t_s.size:
+        return None
+    fig = Figure(figsize=(8.0, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    drawn = 0
+    for i, h in enumerate(holds):
+        t, r = _window(sensor.series, h["start_s"], h["end_s"])
+        if t.size < 2:
+            continue
+        g = h.get("tremor_growth_pct_per_s")
+        growth = f", grew {g:+.1f} %/s" if g is not None else ""
+        c = DEVICE_COLOURS[i % len(DEVICE_COLOURS)]
+        ax.plot(
+            t,
+            r,
+            color=c,
+            lw=1.5,
+            label=f"hold {i + 1}: {h.get('exercise', '')} ({h['end_s'] - h['start_s']:.0f} s{growth})",
+        )
+        if t.size >= 4 and np.all(r > 0):
+            slope, icpt = np.polyfit(t, np.log(r), 1)  # exponential growth line
+            ax.plot(t, np.exp(icpt + slope * t), color=c, ls="--", lw=1.0)
+        onset = h.get("time_to_tremor_onset_s")
+        if onset is not None:
+            ax.axvline(onset, color=c, ls=":", lw=1.0)
+        drawn += 1
+    if not drawn:
+        return None
+    ax.set_xlabel("time since the hold started (s)")
+    ax.set_ylabel("shaking strength (m/s², RMS)")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", frameon=False, title="dashed: trend; dotted: shaking took off")
+    fig.suptitle("Shaking during holds: it grows as the muscles tire", fontsize=12)
+    return fig, {"holds": drawn}
+
+
+def fig_recovery(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
+    sets = sensor.result["sets"]
+    if not sets or sensor.series is None or not sensor.series.t_s.size:
+        return None
+    fig = Figure(figsize=(8.0, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    drawn = 0
+    for i, s in enumerate(sets):
+        nxt = sets[i + 1]["start_s"] if i + 1 < len(sets) else np.inf
+        t, r = _window(sensor.series, s["end_s"], min(s["end_s"] + RECOVERY_WINDOW_S, nxt))
+        if t.size < 2:
+            continue
+        rec = s.get("tremor_recovery_s")
+        label = f"after {_set_label(sets, i)}" + (
+            f": settled in {rec:.0f} s" if rec is not None else ""
+        )
+        ax.plot(
+            t,
+            r,
+            color=DEVICE_COLOURS[i % len(DEVICE_COLOURS)],
+            ls=("-", "--", ":", "-.")[(i // 4) % 4],
+            lw=1.5,
+            label=label,
+        )
+        drawn += 1
+    if not drawn:
+        return None
+    base = sensor.result.get("tremor_baseline_rms_mps2")
+    if base is not None:
+        ax.axhline(base, color=BLACK, ls=":", lw=1.2, label="your warm-up level")
+    ax.set_xlabel("time since the set ended (s)")
+    ax.set_ylabel("shaking strength (m/s², RMS)")
+    ax.set_ylim(bottom=0)
+    ax.legend(frameon=False)
+    fig.suptitle("Settling down after each set (lower is calmer)", fontsize=12)
+    return fig, {"curves": drawn}
+
+
+def _set_label(sets: list[dict[str, Any]], i: int) -> str:
+    """'set 2' or 'hold 1': sets and holds are numbered apart, as in the summary."""
+    kind = sets[i]["kind"]
+    n = sum(1 for s in sets[: i + 1] if s["kind"] == kind)
+    return f"{'hold' if kind == 'hold' else 'set'} {n}"
+
+
+def fig_left_right(
+    sensors: list[_Sensor], asymmetry: list[dict[str, Any]]
+) -> tuple[Figure, dict[str, Any]] | None:
+    if len(sensors) < 2:
+        return None
+    a, b = sensors[0], sensors[1]
+    pairs = []
+    for sa in a.result["sets"]:
+        sb = max(
+            b.result["sets"],
+            key=lambda x: min(x["end_s"], sa["end_s"]) - max(x["start_s"], sa["start_s"]),
+            default=None,
+        )
+        if sb is not None and min(sb["end_s"], sa["end_s"]) > max(sb["start_s"], sa["start_s"]):
+            pairs.append((sa, sb))
+    if not pairs:
+        return None
+
+    def mean_v(s: dict[str, Any]) -> float:
+        v = [r["mean_concentric_velocity_mps"] for r in s["reps"]]
+        return float(np.mean(v)) if v else 0.0
+
+    fig = Figure(figsize=(9.0, 4.2), dpi=DPI, layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    x = np.arange(1, len(pairs) + 1)
+    w = 0.38
+    for ax, getter, ylabel in (
+        (ax1, mean_v, "average lifting speed (m/s)"),
+        (
+            ax2,
+            lambda s: float(s.get("tremor_rms_max_mps2") or 0.0),
+            "strongest shaking (m/s², RMS)",
+        ),
+    ):
+        ax.bar(
+            x - w / 2, [getter(p[0]) for p in pairs], width=w, color=DEVICE_COLOURS[0], label=a.name
+        )
+        ax.bar(
+            x + w / 2, [getter(p[1]) for p in pairs], width=w, color=DEVICE_COLOURS[1], label=b.name
+        )
+        ax.set_xticks(
+            x,
+            [_set_label(a.result["sets"], a.result["sets"].index(p[0])) for p in pairs],
+        )
+        ax.set_ylabel(ylabel)
+    ax1.set_title("speed", fontsize=10)
+    ax2.set_title("shaking", fontsize=10)
+    ax1.legend(frameon=False)
+    fig.suptitle(f"{a.name} against {b.name}, set by set", fontsize=12)
+    return fig, {"pairs": len(pairs)}
+
+
+def fig_alerts(
+    alerts: list[dict[str, Any]], sets: list[dict[str, Any]], duration_s: float
+) -> tuple[Figure, dict[str, Any]]:
+    fig = Figure(figsize=(10.0, 3.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    _shade_sets(ax, sets)
+    rows = {"info": 0, "warn": 1, "stop": 2}
+    for level, y in rows.items():
+        pts = [a for a in alerts if a.get("level") == level]
+        if pts:
+            ax.scatter(
+                [a["t_s"] for a in pts],
+                [y] * len(pts),
+                s=90,
+                marker=LEVEL_MARKERS[level],
+                color=LEVEL_COLOURS[level],
+                zorder=3,
+                label=level,
+            )
+        for a in pts:
+            ax.annotate(
+                a.get("kind", "").replace("_", " "),
+                (a["t_s"], y),
+                xytext=(4, 7),
+                textcoords="offset points",
+                fontsize=8,
+            )
+    ax.set_yticks(list(rows.values()), ["note", "warning", "stop"])
+    ax.set_ylim(-0.7, 2.7)
+    ax.set_xlim(0, max(duration_s, max((a["t_s"] for a in alerts), default=0.0)) * 1.03 + 1)
+    ax.set_xlabel("time since the start of the recording (s)")
+    if not alerts:
+        ax.text(
+            0.5, 0.5, "no alerts in this session", transform=ax.transAxes, ha="center", va="center"
+        )
+    fig.suptitle("When tremorlift spoke up (grey: sets and holds)", fontsize=12)
+    return fig, {"alerts": len(alerts)}
+
+
+# ============================================================================ text
+
+
+def _sensor_sentence(s: _Sensor) -> str:
+    lost = f", {s.lost} samples lost" if s.lost else ", no samples lost"
+    return f"{s.name} on the {s.placement or 'body'}: {s.samples} samples{lost}"
+
+
+def summary_text(result: dict[str, Any], sensors: list[_Sensor], meta: dict[str, str]) -> str:
+    """The plain-language summary printed to stdout and put at the top of the HTML."""
+    lines: list[str] = []
+    dur = float(result.get("duration_s") or 0.0)
+    when = (meta.get("created_utc") or "")[:16].replace("T", " ")
+    lines.append(
+        f"Session {when} UTC, {dur / 60:.1f} min." if when else f"Session of {dur / 60:.1f} min."
+    )
+    lines.append("Sensors: " + "; ".join(_sensor_sentence(s) for s in sensors) + ".")
+    main = sensors[0].result if sensors else device_results(result)[0]
+    thr = float(main.get("velocity_loss_threshold_pct") or 20.0)
+    sets = main["sets"]
+    dyn = [s for s in sets if s["kind"] == "dynamic"]
+    holds = [s for s in sets if s["kind"] == "hold"]
+    reps = sum(len(s["reps"]) for s in dyn)
+    lines.append(
+        f"{len(dyn)} sets with {reps} reps, {len(holds)} holds. Velocity-loss limit: {thr:.0f} %."
+    )
+    allv = [r["mean_concentric_velocity_mps"] for s in dyn for r in s["reps"]]
+    if allv:
+        lines.append(f"Best rep: {max(allv):.2f} m/s average lifting speed.")
+    stops = [
+        a for a in main["alerts"] if a.get("kind") == "velocity_loss" and a.get("level") == "stop"
+    ]
+    n_kind = {"dynamic": 0, "hold": 0}
+    for s in sets:
+        n_kind[s["kind"]] = i = n_kind.get(s["kind"], 0) + 1  # sets and holds numbered apart
+        if s["kind"] == "dynamic" and s["reps"]:
+            best = max(r["mean_concentric_velocity_mps"] for r in s["reps"])
+            vl = float(s.get("velocity_loss_pct") or 0.0)
+            verdict = "past the limit" if vl >= thr else "within the limit"
+            stop = [a for a in stops if s["start_s"] <= a["t_s"] <= s["end_s"] + 1.0]
+            told = f"; told to stop at {stop[0]['t_s']:.0f} s" if stop else ""
+            f1 = s.get("fatigue_vs_set1_pct")
+            if i > 1 and f1 is not None and abs(f1) >= 1.0:
+                told += (
+                    f"; best rep {abs(f1):.0f} % {'slower' if f1 > 0 else 'faster'} than in set 1"
+                )
+            lines.append(
+                f"  Set {i} ({s.get('exercise', 'unknown')}): {len(s['reps'])} reps, best {best:.2f} m/s, "
+                f"last rep {vl:.0f} % slower than the best ({verdict}){told}."
+            )
+        elif s["kind"] == "hold":
+            g = s.get("tremor_growth_pct_per_s")
+            grew = f", shaking grew {g:.1f} % per second" if g is not None else ""
+            why = f"; ended by {s['stop_reason']}" if s.get("stop_reason") else ""
+            lines.append(
+                f"  Hold {i} ({s.get('exercise', 'unknown')}): {s['end_s'] - s['start_s']:.0f} s{grew}{why}."
+            )
+    episodes = result["tremor_episodes"]
+    if not episodes:
+        lines.append("Tremor: no shaking episodes above your normal level.")
+    else:
+        by = {
+            c: [e for e in episodes if e.get("cause") == c]
+            for c in ("fatigue", "instability", "rest", "other")
+        }
+        parts = [f"{len(v)} from {CAUSE_WORDS[c]}" for c, v in by.items() if v]
+        lines.append(f"Tremor: {len(episodes)} episodes ({', '.join(parts)}).")
+        if by["fatigue"]:
+            lines.append(
+                "  Shaking from tiring muscles is normal near the end of hard sets; it should settle within a few minutes of rest."
+            )
+        if by["instability"]:
+            lines.append(
+                "  Wobbling means balance or control was being challenged: consider a lighter load or a steadier stance."
+            )
+        if by["rest"]:
+            hz = np.median([e["peak_hz"] for e in by["rest"]])
+            lines.append(
+                f"  A steady {hz:.0f} Hz shake was found while resting, not after effort. {REST_TREMOR_NOTE}"
+            )
+    rec = [s.get("tremor_recovery_s") for s in sets if s.get("tremor_recovery_s") is not None]
+    if rec:
+        lines.append(f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median).")
+    asym = [r for r in result.get("asymmetry", []) if r.get("velocity_asymmetry_pct") is not None]
+    if asym and len(sensors) >= 2:
+        m = float(np.mean([r["velocity_asymmetry_pct"] for r in asym]))
+        side = sensors[0].name if m > 0 else sensors[1].name
+        lines.append(f"Left vs right: {side} moved {abs(m):.0f} % faster on average.")
+    warn = [a for a in result["alerts"] if a.get("level") in ("warn", "stop")]
+    lines.append(f"Alerts: {len(result['alerts'])} in all, {len(warn)} warnings or stops.")
+    return "\n".join(lines) + "\n"
+
+
+# ============================================================================ output
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, facecolor="white")
+    return buf.getvalue()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+CAPTIONS = {
+    "velocity": "Each bar is one rep's average lifting speed. The line is how much slower each rep was than the set's fastest; "
+    "reps at or past the dashed limit are orange. Stopping there keeps fatigue in check.",
+    "tremor": "Top: how strongly the sensor shook in the tremor range. Bottom: how fast it shook. Coloured bands mark shaking "
+    "episodes and their likely cause; grey bands are sets and holds.",
+    "holds": "Shaking during each hold, from its start. Steady growth is normal muscle fatigue; sudden large shaking means end the hold.",
+    "recovery": "Shaking after each set ends. When the line is back near your warm-up level, you have settled down.",
+    "left-right": "The two sensors compared, set by set: average speed and strongest shaking.",
+    "alerts": "Every alert on the session's timeline: notes, warnings (last rep) and stops.",
+}
+
+
+def build_report(session: Path, out_dir: Path) -> ReportOutput:
+    """Write ``report.html`` and one PNG per figure into ``out_dir``; return what was written."""
+    with SessionReader(session) as reader:
+        arrays = usable_arrays(reader)
+        result = session_analysis(reader, arrays)
+        meta = dict(reader.meta)
+        lost = {
+            a.device: max(samples_lost(a), recorded_samples_lost(reader, a.device) or 0)
+            for a, _ in arrays
+        }
+    per_dev = device_results(result)
+    sensors: list[_Sensor] = []
+    for k, r in enumerate(per_dev):
+        arr = next((a for a, _ in arrays if a.name == r.get("name")), None)
+        if arr is None and k < len(arrays):
+            arr = arrays[k][0]
+        pl = r.get("placement") or (arrays[k][1] if k < len(arrays) else None)
+        series = None
+        if arr is not None and len(arr) >= 2:
+            rate = (
+                float(np.median(arr.rate_hz))
+                if arr.rate_hz
+                else float(r.get("sample_rate_hz") or 200.0)
+            )
+            series = tremor_series(arr.t_s, arr.accel_mps2, rate)
+        sensors.append(
+            _Sensor(r.get("name") or (arr.name if arr is not None else f"sensor {k + 1}"), pl, r, series,
+                    len(arr) if arr is not None else 0, lost[arr.device] if arr is not None else 0)
+        )  # fmt: skip
+    main = sensors[0]
+    figs: list[tuple[str, tuple[Figure, dict[str, Any]] | None]] = [
+        ("velocity", fig_velocity(main)),
+        ("tremor", fig_tremor(sensors, main.result["sets"], result["tremor_episodes"])),
+        ("holds", fig_holds(main)),
+        ("recovery", fig_recovery(main)),
+        ("left-right", fig_left_right(sensors, result.get("asymmetry", []))),
+        (
+            "alerts",
+            fig_alerts(
+                result["alerts"], main.result["sets"], float(result.get("duration_s") or 0.0)
+            ),
+        ),
+    ]
+    text = summary_text(result, sensors, meta)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{out_dir}: cannot create the report folder ({exc.strerror or exc})"
+        ) from None
+    pngs: list[Path] = []
+    sections: list[str] = []
+    info: dict[str, dict[str, Any]] = {}
+    try:
+        for name, made in figs:
+            if made is None:
+                continue
+            fig, drawn = made
+            data = _png(fig)
+            title = fig.get_suptitle()
+            path = out_dir / f"{name}.png"
+            _write_atomic(path, data)
+            pngs.append(path)
+            info[name] = drawn
+            b64 = base64.b64encode(data).decode("ascii")
+            sections.append(
+                f'<section><h2>{html.escape(title)}</h2>\n<img src="data:image/png;base64,{b64}" '
+                f'alt="{html.escape(title)}">\n<p>{html.escape(CAPTIONS[name])}</p></section>'
+            )
+        page = _html_page(session.name, text, sections)
+        html_path = out_dir / "report.html"
+        _write_atomic(html_path, page.encode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
+    return ReportOutput(html_path, pngs, text, info)
+
+
+def _html_page(name: str, text: str, sections: list[str]) -> str:
+    items = []
+    for line in text.rstrip("\n").split("\n"):
+        cls = ' class="sub"' if line.startswith("  ") else ""
+        items.append(f"<li{cls}>{html.escape(line.strip())}</li>")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tremorlift report: {html.escape(name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1040px; margin: 2em auto; padding: 0 1em; color: #111; background: #fff; }}
+h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
+ul.summary {{ background: #f4f4f4; padding: 1em 2em; border-radius: 6px; }}
+li.sub {{ margin-left: 1.5em; list-style: circle; }}
+img {{ max-width: 100%; height: auto; border: 1px solid #ddd; }}
+p {{ color: #333; }}
+</style></head>
+<body>
+<h1>tremorlift report: {html.escape(name)}</h1>
+<ul class="summary">
+{chr(10).join(items)}
+</ul>
+{chr(10).join(sections)}
+<p><small>Velocities are of the sensor on the limb. Tremor figures describe shaking measured by the sensor; they are not a medical assessment.</small></p>
+</body></html>
+"""

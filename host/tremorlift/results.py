@@ -1,0 +1,222 @@
+"""A session's analysis as the coach features use it: the result the collector stored, or the
+engine run offline on the recorded samples when none was stored; plus figures that need the
+samples themselves (tremor over time, samples lost).
+
+Shared by ``report``, ``history`` and ``export``; no plotting here (matplotlib stays in report.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from tremorlift.errors import UserError
+from tremorlift.session import DeviceArrays, Record, SessionReader
+
+# Tremor over time, computed from the samples for plots: 2 s Hann windows every 0.5 s give
+# 0.5 Hz resolution, enough to tell 4-6 Hz rest tremor from 8-12 Hz physiological tremor.
+SERIES_WINDOW_S = 2.0
+SERIES_HOP_S = 0.5
+# Peak frequency is only meaningful where there is something to measure: below this band RMS
+# the "peak" is the noise floor's.
+SERIES_PEAK_MIN_RMS_MPS2 = 0.03
+
+
+@dataclass(frozen=True)
+class TremorSeries:
+    """Band-limited shaking of one sensor, one value per window (window centres in t_s)."""
+
+    t_s: npt.NDArray[np.float64]
+    rms_mps2: npt.NDArray[np.float64]  # RMS acceleration within the tremor band
+    peak_hz: npt.NDArray[np.float64]  # frequency of the strongest component (NaN where quiet)
+    band_hz: tuple[float, float]
+
+
+def device_results(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per-sensor results: ``result["devices"]`` for a multi-sensor analysis, else [result]."""
+    devs = result.get("devices")
+    if isinstance(devs, list) and devs:
+        return devs
+    return [result]
+
+
+def _is_engine_result(data: dict[str, Any]) -> bool:
+    return isinstance(data.get("sets"), list) and isinstance(data.get("alerts"), list)
+
+
+def _device_name(reader: SessionReader, device: int | None) -> str:
+    for d in reader.devices():
+        if d.device == device:
+            return d.name or (d.info.name if d.info else None) or d.address
+    return "session"
+
+
+def stored_analysis(reader: SessionReader) -> dict[str, Any] | None:
+    """The analysis the collector stored, combined over sensors; None if there is none.
+
+    Per device the latest ``session`` record wins, failing that the latest record of any kind
+    that has the engine's shape (a per-set record holds the state up to that set).
+    """
+    best: dict[int | None, Record] = {}
+    asymmetry: Record | None = None
+    for rec in reader.analyses():
+        if rec.kind == "asymmetry" and isinstance(rec.data.get("rows"), list):
+            asymmetry = rec  # the collector's left/right comparison, stored beside the results
+            continue
+        if not _is_engine_result(rec.data):
+            continue
+        cur = best.get(rec.device)
+        if cur is None or rec.kind == "session" or cur.kind != "session":
+            best[rec.device] = rec
+    if not best:
+        return None
+    if None in best and "devices" in best[None].data:
+        return dict(best[None].data)  # already combined by the collector
+    placements = {d.device: d.placement for d in reader.devices()}
+    results = []
+    for device in sorted(best, key=lambda d: -1 if d is None else d):
+        r = dict(best[device].data)
+        r.setdefault("name", _device_name(reader, device))
+        if r.get("placement") is None:
+            r["placement"] = placements.get(device) if device is not None else None
+        results.append(r)
+    if asymmetry is not None and len(results) >= 2:
+        return combine(results, (asymmetry.data["rows"], list(asymmetry.data.get("alerts") or [])))
+    return combine(results)
+
+
+def combine(
+    results: list[dict[str, Any]],
+    asymmetry: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """One result from per-sensor results, in the layout ``tremorlift analyze`` gives.
+    ``asymmetry``: (rows, alerts) already computed; else the first two sensors are compared."""
+    if len(results) == 1:
+        return results[0]
+    out = {k: v for k, v in results[0].items() if k != "name"}
+    out["devices"] = results
+    episodes = [dict(e, device=r["name"]) for r in results for e in r["tremor_episodes"]]
+    alerts = [dict(a, device=r["name"]) for r in results for a in r["alerts"]]
+    if asymmetry is None:
+        from tremorlift.analysis.limbs import compare_limbs
+
+        asymmetry = compare_limbs(results[0]["name"], results[0], results[1]["name"], results[1])
+    rows, asym_alerts = asymmetry
+    out["asymmetry"] = rows
+    alerts += asym_alerts
+    out["tremor_episodes"] = sorted(episodes, key=lambda e: e["start_s"])
+    out["alerts"] = sorted(alerts, key=lambda a: a["t_s"])
+    return out
+
+
+@dataclass
+class _Recording:
+    name: str
+    t_s: np.ndarray
+    accel_mps2: np.ndarray
+    gyro_radps: np.ndarray
+    sample_rate_hz: float
+    placement: str | None
+
+
+def usable_arrays(reader: SessionReader) -> list[tuple[DeviceArrays, str | None]]:
+    """Each device's samples with its placement (devices without samples left out)."""
+    out = []
+    for dev in reader.devices():
+        arr = reader.arrays(dev.device)
+        if len(arr) >= 2:
+            out.append((arr, dev.placement))
+    return out
+
+
+def offline_analysis(
+    reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
+) -> dict[str, Any]:
+    """Run the engine over the recorded samples, as ``tremorlift analyze`` does."""
+    from tremorlift.analysis import analyze_recordings
+
+    arrays = usable_arrays(reader) if arrays is None else arrays
+    if not arrays:
+        raise UserError(f"{reader.path}: the session holds no samples and no stored analysis")
+    recs = []
+    for arr, placement in arrays:
+        dt = np.diff(arr.t_s)
+        if not np.isfinite(arr.t_s).all() or (dt <= 0).any():
+            raise UserError(f"{reader.path}: device {arr.name}: time does not increase")
+        rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
+        recs.append(_Recording(arr.name, arr.t_s, arr.accel_mps2, arr.gyro_radps, rate, placement))
+    try:
+        return analyze_recordings(recs, exercise=reader.meta.get("exercise"))
+    except ValueError as exc:
+        raise UserError(f"{reader.path}: {exc}") from None
+
+
+def session_analysis(
+    reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
+) -> dict[str, Any]:
+    """The stored analysis if the collector saved one, else the engine's result computed now."""
+    stored = stored_analysis(reader)
+    return stored if stored is not None else offline_analysis(reader, arrays)
+
+
+def recorded_samples_lost(reader: SessionReader, device: int) -> int | None:
+    """The collector's own count of a device's lost samples (its last stats row), if stored.
+    It also knows of losses after the last frame that arrived, which the index cannot show."""
+    figure = None
+    for rec in reader.stats():
+        if rec.device == device and isinstance(rec.data.get("samples_lost"), int):
+            figure = int(rec.data["samples_lost"])
+    return figure
+
+
+def samples_lost(arr: DeviceArrays) -> int:
+    """Samples missing from the recording: holes in the sample index within each stream
+    segment (radio losses not filled by a resend, and device FIFO overflows, which the firmware
+    counts into the index)."""
+    lost = 0
+    for s in np.unique(arr.segment):
+        idx = arr.sample_index[arr.segment == s]
+        if idx.size:
+            lost += int(idx.max() - idx.min() + 1 - np.unique(idx).size)
+    return lost
+
+
+def tremor_series(
+    t_s: npt.NDArray[np.float64], accel_mps2: npt.NDArray[np.float64], sample_rate_hz: float
+) -> TremorSeries:
+    """Tremor-band RMS and peak frequency over time from the accelerometer (all three axes).
+
+    Each window is detrended (removing gravity and slow movement), Hann-weighted and
+    transformed; the band's power is summed over axes, so the value does not depend on how the
+    sensor is turned.
+    """
+    from tremorlift.analysis.tremor import TREMOR_BAND_HZ
+
+    band = (float(TREMOR_BAND_HZ[0]), float(TREMOR_BAND_HZ[1]))
+    n_win = int(round(SERIES_WINDOW_S * sample_rate_hz))
+    hop = max(1, int(round(SERIES_HOP_S * sample_rate_hz)))
+    empty = np.empty(0)
+    if t_s.size < n_win:
+        return TremorSeries(empty, empty, empty, band)
+    starts = np.arange(0, t_s.size - n_win + 1, hop)
+    idx = starts[:, None] + np.arange(n_win)[None, :]
+    seg = accel_mps2[idx]  # (W, n, 3)
+    # Linear detrend per window and axis (least squares against a centred ramp).
+    ramp = np.arange(n_win) - (n_win - 1) / 2.0
+    seg = seg - seg.mean(axis=1, keepdims=True)
+    slope = np.einsum("wna,n->wa", seg, ramp) / float(ramp @ ramp)
+    seg = seg - slope[:, None, :] * ramp[None, :, None]
+    w = np.hanning(n_win)
+    spec = np.fft.rfft(seg * w[None, :, None], axis=1)
+    psd = (np.abs(spec) ** 2).sum(axis=2) * (2.0 / (sample_rate_hz * float(w @ w)))  # (W, F)
+    f = np.fft.rfftfreq(n_win, 1.0 / sample_rate_hz)
+    m = (f >= band[0]) & (f <= band[1])
+    df = float(f[1] - f[0])
+    rms = np.sqrt(psd[:, m].sum(axis=1) * df)
+    peak = f[m][np.argmax(psd[:, m], axis=1)].astype(float)
+    peak[rms < SERIES_PEAK_MIN_RMS_MPS2] = np.nan
+    centres = t_s[starts + n_win // 2]
+    return TremorSeries(centres.astype(float), rms, peak, band)

@@ -1,0 +1,184 @@
+"""The history index: summaries of sessions, trends per exercise, the `history` command."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from coach_sessions import SAMPLES_PER_FRAME, write_session
+from tremorlift.cli import main
+from tremorlift.history import (
+    index_path,
+    load_history,
+    register_session,
+    summarize,
+    summarize_session,
+    trends,
+)
+from tremorlift.session import SessionReader, SessionWriter
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "data"
+    monkeypatch.setenv("TREMORLIFT_DATA_DIR", str(d))
+    return d
+
+
+def _result(
+    baseline: float, best: float, loss_pct: list[float], *, stop_at_rep: int | None = None
+) -> dict[str, Any]:
+    reps = [
+        {"start_s": 10.0 + 3 * i, "end_s": 12.0 + 3 * i, "mean_concentric_velocity_mps": best * (1 - v / 100),
+         "peak_velocity_mps": 1.5 * best, "rom_m": 0.5, "velocity_loss_pct": v}
+        for i, v in enumerate(loss_pct)
+    ]  # fmt: skip
+    alerts = []
+    if stop_at_rep is not None:
+        alerts.append(
+            {
+                "t_s": reps[stop_at_rep - 1]["end_s"],
+                "level": "stop",
+                "kind": "velocity_loss",
+                "message": "end the set",
+            }
+        )
+    return {
+        "sample_rate_hz": 200.0, "duration_s": 100.0, "tremor_baseline_rms_mps2": baseline,
+        "velocity_loss_threshold_pct": 20.0,
+        "sets": [{"kind": "dynamic", "start_s": 10.0, "end_s": reps[-1]["end_s"], "exercise": "squat",
+                  "velocity_loss_pct": loss_pct[-1], "reps": reps}],
+        "tremor_episodes": [], "alerts": alerts,
+    }  # fmt: skip
+
+
+def _summary(result: dict[str, Any], day: int) -> dict[str, Any]:
+    return summarize(
+        result, created_utc=f"2026-03-{day:02d}T18:00:00.000+00:00", created_unix_s=1.77e9 + day * 86400,
+        duration_s=100.0, devices=[{"name": "main", "placement": "thigh", "samples": 20000, "samples_lost": day}],
+    )  # fmt: skip
+
+
+def test_trends_flag_a_raised_warm_up_tremor(tmp_path: Path, data_dir: Path) -> None:
+    for day, base, best in ((1, 0.030, 0.60), (2, 0.034, 0.62), (3, 0.032, 0.61), (4, 0.050, 0.55)):
+        register_session(
+            tmp_path / f"s{day}.tlsession",
+            _summary(_result(base, best, [0, 5, 12, 22, 25], stop_at_rep=5), day),
+        )
+    idx = index_path()
+    assert idx == data_dir / "history.sqlite"
+    assert stat.S_IMODE(idx.stat().st_mode) == 0o600
+    sessions = load_history()
+    assert [s["samples_lost"] for s in sessions] == [1, 2, 3, 4]  # oldest first
+    tr = trends(sessions)["squat"]
+    pts = tr["sessions"]
+    assert [p["warmup_vs_usual"] for p in pts[:2]] == [None, None]  # too few earlier sessions
+    assert pts[2]["warmup_vs_usual"] == pytest.approx(0.032 / 0.032, rel=1e-3)
+    assert pts[3]["warmup_vs_usual"] == pytest.approx(
+        0.050 / 0.032, rel=1e-3
+    )  # median of 3 earlier
+    assert pts[3]["reps_to_stop"] == 5 and pts[3]["velocity_loss_at_stop_pct"] == 25
+    assert pts[3]["best_velocity_mps"] == pytest.approx(0.55)
+    text = " ".join(tr["verdicts"])
+    assert "raised" in text and "under-recovered" in text
+    assert "slower than your usual 0.61 m/s" in text
+
+
+def test_a_normal_warm_up_is_not_flagged(tmp_path: Path) -> None:
+    for day, base in ((1, 0.030), (2, 0.034), (3, 0.031)):
+        register_session(tmp_path / f"s{day}.tlsession", _summary(_result(base, 0.6, [0, 10]), day))
+    verdicts = trends(load_history())["squat"]["verdicts"]
+    assert any("normal" in v for v in verdicts) and not any("raised" in v for v in verdicts)
+
+
+def test_re_adding_a_session_updates_its_row(tmp_path: Path) -> None:
+    p = tmp_path / "s.tlsession"
+    register_session(p, _summary(_result(0.03, 0.5, [0, 10]), 1))
+    register_session(p, _summary(_result(0.03, 0.7, [0, 10]), 1))
+    (only,) = load_history()
+    assert only["best_velocity_mps"] == pytest.approx(0.7) and only["path"] == str(p.resolve())
+
+
+def test_history_add_indexes_a_real_session(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = write_session(
+        tmp_path / "a.tlsession", "demo", drop_frames=(40, 41, 300), created_unix_s=1.77e9
+    )
+    b = write_session(
+        tmp_path / "b.tlsession",
+        "two-sensors",
+        analysis=None,
+        exercise="squat",
+        created_unix_s=1.77e9 + 86400,
+    )
+    assert main(["history", "--add", str(a), str(b)]) == 0
+    capsys.readouterr()
+    assert main(["history", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    sa, sb = doc["sessions"]
+    with SessionReader(a) as r:
+        (stored,) = [x.data for x in r.analyses("session")]
+    assert sa["samples_lost"] == 3 * SAMPLES_PER_FRAME
+    assert sa["reps"] == sum(len(s["reps"]) for s in stored["sets"])
+    best = max(r["mean_concentric_velocity_mps"] for s in stored["sets"] for r in s["reps"])
+    assert sa["best_velocity_mps"] == pytest.approx(best)
+    assert sa["warmup_tremor_rms_mps2"] == stored["tremor_baseline_rms_mps2"]
+    assert sa["duration_s"] > 80
+    # b had no stored analysis: the engine ran on its samples; two sensors give an asymmetry.
+    assert [d["name"] for d in sb["devices"]] == ["left", "right"] and sb["samples_lost"] == 0
+    assert sb["reps"] > 0
+    assert sb["exercises"]["squat"]["velocity_asymmetry_pct"] is not None
+    assert set(doc["trends"]) == set(sa["exercises"]) | set(sb["exercises"])
+    assert main(["history", "--exercise", "squat"]) == 0
+    out = capsys.readouterr().out
+    assert "== squat ==" in out and str(b.resolve()) in out and str(a.resolve()) not in out
+
+
+def test_bad_session_leaves_the_index_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register_session(tmp_path / "x.tlsession", _summary(_result(0.03, 0.5, [0, 10]), 1))
+    before = index_path().read_bytes()
+    bad = tmp_path / "bad.tlsession"
+    bad.write_bytes(b"not a session")
+    assert main(["history", "--add", str(bad)]) == 2
+    assert "bad.tlsession" in capsys.readouterr().err
+    assert index_path().read_bytes() == before
+
+
+def test_empty_history_and_a_damaged_index(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["history"]) == 0
+    assert "no sessions recorded yet" in capsys.readouterr().out
+    assert not data_dir.exists()  # listing creates nothing
+    data_dir.mkdir()
+    (data_dir / "history.sqlite").write_bytes(b"garbage" * 200)
+    assert main(["history"]) == 2
+    assert "history index" in capsys.readouterr().err
+
+
+def test_the_collectors_asymmetry_and_loss_figures_are_used(tmp_path: Path) -> None:
+    def extra(w: SessionWriter, ids: list[int]) -> None:
+        row = {
+            "start_s": 0.0,
+            "end_s": 1e4,
+            "kind": "dynamic",
+            "velocity_asymmetry_pct": 42.0,
+            "tremor_ratio": 2.0,
+        }
+        w.add_analysis("asymmetry", {"rows": [row], "alerts": []})
+        # The collector counted losses the file cannot show (after the last frame it got).
+        w.add_stats({"samples_lost": 5, "frames_received": 10}, device=ids[0])
+        w.add_stats({"samples_lost": 77, "frames_received": 20}, device=ids[0])
+
+    s = write_session(tmp_path / "c.tlsession", "two-sensors", exercise="squat", extra=extra)
+    summary = summarize_session(s)
+    assert summary["exercises"]["squat"]["velocity_asymmetry_pct"] == 42.0
+    assert summary["exercises"]["squat"]["tremor_ratio"] == 2.0
+    assert [d["samples_lost"] for d in summary["devices"]] == [77, 0]
+    assert summary["samples_lost"] == 77
