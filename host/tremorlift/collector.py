@@ -31,6 +31,8 @@ from tremorlift.transport import Link
 COMMAND_TIMEOUT_S = 3.0
 RESEND_INTERVAL_S = 0.25  # how often missing frames are looked for
 RESEND_RETRY_S = 1.5  # a range asked for and still missing is asked for again after this
+RESEND_TIMEOUT_S = 0.5  # RESEND is answered at once; a lost answer is not waited for long
+FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for before STOP
 QUEUE_MAX_MESSAGES = 50_000  # ~8 minutes of frames of one device at 1 kHz
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # between reconnect attempts, then the last one repeats
 STATS_INTERVAL_S = 5.0
@@ -88,8 +90,12 @@ class DeviceChannel:
         self._pending: dict[tuple[int, int], asyncio.Future[protocol.Response]] = {}
         self._tokens = itertools.cycle(range(1, 256))
         self._resend_asked: dict[tuple[int, int], float] = {}
+        self._ring_oldest = (-1, 0)  # (boot, oldest seq the ring holds) from NOT_AVAILABLE
         self.resend_requests = 0
         self.frames_corrupt = 0
+        self.samples_resent = 0  # samples that first arrived in a RESENT frame: recovered
+        self._corrupt_closed_links = 0  # frames a closed link's own framing dropped (serial CRC)
+        self.last_status: protocol.Status | None = None
         self._ever_connected = False
         self.want_odr_hz: int | None = None  # CONFIGURE to this rate before the first START
         # Live analysis feed: contiguous samples by index, converted to SI on the way.
@@ -186,6 +192,7 @@ class DeviceChannel:
                     self._record_event("disconnect", {})
                     await self._drop_link()
             if self.link is not None and not self._lost.is_set():
+                await self._final_resend()
                 try:
                     await self.checked(protocol.stop())
                 except CommandError:
@@ -204,6 +211,7 @@ class DeviceChannel:
         link, self.link = self.link, None
         if link is not None:
             await link.close()
+            self._corrupt_closed_links += getattr(link, "frames_corrupt", 0)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(CommandError(f"{self.label}: link closed"))
@@ -305,8 +313,12 @@ class DeviceChannel:
     def _on_status(self, message: bytes, host_s: float) -> None:
         assert self.device_id is not None or True
         status = protocol.decode_status(message)
+        self.last_status = status
         if self.tracker.observe_status(status):
             self.collector.emit(f"{self.label}: the wearable rebooted; new segment")
+            if not status.streaming and self.stats.state == "streaming":
+                # The link survived the reset (serial): handshake again to restart the stream.
+                self._lost.set()
         if self.device_id is not None:
             self.collector.session.add_status(self.device_id, message, boot=self.tracker.boot, host_s=host_s)
         if status.battery_mv:
@@ -328,6 +340,7 @@ class DeviceChannel:
             self.collector.session.add_frame(self.device_id, message, boot=outcome.boot, host_s=host_s)
         if frame.resent:
             self.stats.frames_resent += 1
+            self.samples_resent += frame.n_samples
         self._queue_feed(frame, outcome.boot, host_s)
 
     # ---------------------------------------------------------------- live analysis
@@ -381,7 +394,7 @@ class DeviceChannel:
             if not self.collector.options.resend or self.link is None or self.stats.state != "streaming":
                 continue
             now = time.monotonic()
-            for first_seq, count in self.tracker.missing_seq_ranges():
+            for first_seq, count in self._resendable(self.tracker.missing_seq_ranges()):
                 key = (first_seq, count)
                 if now - self._resend_asked.get(key, -1e9) < RESEND_RETRY_S:
                     continue
@@ -389,14 +402,59 @@ class DeviceChannel:
                 for start in range(first_seq, first_seq + count, protocol.RESEND_MAX_COUNT):
                     n = min(protocol.RESEND_MAX_COUNT, first_seq + count - start)
                     try:
-                        resp = await self.command(protocol.resend(start, n))
+                        # A short timeout: a lost answer must not hold up the ranges behind it
+                        # while they age out of the ring (this range is asked again later).
+                        resp = await self.command(protocol.resend(start, n), RESEND_TIMEOUT_S)
                     except CommandError:
-                        break
+                        if self.link is None:
+                            break
+                        continue
                     self.resend_requests += 1
+                    if resp.result == protocol.RES_BUSY:
+                        self._resend_asked.pop(key, None)  # ask again on the next round
+                        break
                     if resp.result == protocol.RES_NOT_AVAILABLE:
                         self._record_event("resend_unavailable", {"first_seq": start, "count": n})
+                        if isinstance(resp.detail, protocol.ResendUnavailable):
+                            self._ring_oldest = (self.tracker.boot, resp.detail.oldest_seq)
             if len(self._resend_asked) > 10_000:  # bounded: forget the oldest requests
                 self._resend_asked = dict(list(self._resend_asked.items())[-1000:])
+
+    def _resendable(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The part of ``ranges`` that may still be in the wearable's ring: frames below the
+        oldest it reported holding (NOT_AVAILABLE) are gone for good and not asked again."""
+        boot, oldest = self._ring_oldest
+        if boot != self.tracker.boot:
+            return ranges
+        out = []
+        for first, count in ranges:
+            if first + count > oldest:
+                start = max(first, oldest)
+                out.append((start, first + count - start))
+        return out
+
+    async def _final_resend(self) -> None:
+        """Before STOP: ask once more for every frame still missing and wait a little for them,
+        so frames lost in the last moments are not left as holes the resend loop never saw."""
+        if not self.collector.options.resend:
+            return
+        deadline = time.monotonic() + FINAL_RESEND_S
+        gone: set[tuple[int, int]] = set()  # answered NOT_AVAILABLE: out of the ring for good
+        while time.monotonic() < deadline and not self._lost.is_set():
+            missing = [r for r in self._resendable(self.tracker.missing_seq_ranges()) if r not in gone]
+            if not missing:
+                return
+            for first_seq, count in missing:
+                for start in range(first_seq, first_seq + count, protocol.RESEND_MAX_COUNT):
+                    n = min(protocol.RESEND_MAX_COUNT, first_seq + count - start)
+                    try:
+                        resp = await self.command(protocol.resend(start, n), RESEND_TIMEOUT_S)
+                    except CommandError:
+                        continue
+                    self.resend_requests += 1
+                    if resp.result == protocol.RES_NOT_AVAILABLE:
+                        gone.add((first_seq, count))
+            await asyncio.sleep(RESEND_INTERVAL_S)
 
     # ---------------------------------------------------------------- bookkeeping
     def _record_event(self, kind: str, data: dict[str, Any]) -> None:
@@ -411,6 +469,9 @@ class DeviceChannel:
         s.samples_lost_on_device = t.samples_lost_on_device
         s.frames_received = t.frames_received
         s.duplicates = t.duplicates
+        s.frames_corrupt = (
+            self.frames_corrupt + self._corrupt_closed_links + getattr(self.link, "frames_corrupt", 0)
+        )
         if self.info is not None and t.boot >= 0:
             segs = t.segments()
             clock = t.clock(t.boot, segs[-1].end_seq - 1) if segs else None
@@ -426,7 +487,16 @@ class DeviceChannel:
             resend_requests=self.resend_requests,
             host_queue_overflows=self.queue_overflows,
             lost_ranges=[list(r) for r in self.tracker.lost_ranges()],
+            device_gap_ranges=[list(r) for r in self.tracker.device_gap_ranges()],
+            samples_resent=self.samples_resent,
         )
+        st = self.last_status
+        if st is not None:  # the wearable's own counters (since its last boot)
+            d["device_counters"] = {
+                "i2c_errors": st.i2c_errors, "imu_reinits": st.imu_reinits,
+                "fifo_overflows": st.fifo_overflows, "frames_dropped": st.frames_dropped,
+                "notify_backoffs": st.notify_backoffs, "flags": st.flag_names,
+            }  # fmt: skip
         return d
 
 
@@ -459,6 +529,7 @@ class Collector:
         self.stop_event = asyncio.Event()
         self._t_start = time.monotonic()
         self._alert_tasks: set[asyncio.Task[Any]] = set()
+        self.summary_extra: dict[str, Any] = {}  # merged into the summary (e.g. faults injected)
         if options.goal or options.vl_threshold_pct is not None:
             from tremorlift.analysis import alerts as vl_alerts
 
@@ -587,7 +658,39 @@ class Collector:
             "reconnects": sum(d["reconnects"] for d in devices),
             "duration_s": round(time.monotonic() - self._t_start, 3),
             "session": str(self.session.path),
+            "recovery": _recovery(devices),
+            **self.summary_extra,
         }
+
+
+def _recovery(devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the link lost and what the collector got back, over every wearable."""
+
+    def total(key: str) -> int:
+        return sum(int(d.get(key, 0)) for d in devices)
+
+    def counter(key: str) -> int:
+        return sum(int(d.get("device_counters", {}).get(key, 0)) for d in devices)
+
+    lost = total("samples_lost")
+    on_device = total("samples_lost_on_device")
+    return {
+        "disconnects": total("disconnects"),
+        "reconnects": total("reconnects"),
+        "reboots_seen": total("reboots"),
+        "resend_requests": total("resend_requests"),
+        "frames_resent": total("frames_resent"),
+        "samples_recovered_by_resend": total("samples_resent"),
+        "duplicates": total("duplicates"),
+        "frames_corrupt_dropped": total("frames_corrupt"),
+        "samples_lost": lost,
+        "samples_lost_on_device": on_device,  # FIFO overflow / IMU re-init: no resend can help
+        "samples_lost_in_transit": lost - on_device,
+        "i2c_errors": counter("i2c_errors"),
+        "imu_reinits": counter("imu_reinits"),
+        "fifo_overflows": counter("fifo_overflows"),
+        "lost_ranges": [[i] + r for i, d in enumerate(devices) for r in d.get("lost_ranges", [])],
+    }
 
 
 # ==================================================================== the collect command

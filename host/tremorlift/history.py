@@ -33,9 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tremorlift import paths
 from tremorlift.errors import UserError
 
-ENV_DIR = "TREMORLIFT_DATA_DIR"
 INDEX_NAME = "history.sqlite"
 INDEX_VERSION = 1
 # Warm-up tremor this far above the person's usual (median of earlier sessions) suggests they
@@ -55,12 +55,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 
 
 def data_dir() -> Path:
-    env = os.environ.get(ENV_DIR)
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("tremorlift", appauthor=False))
+    return paths.data_dir()
 
 
 def index_path() -> Path:

@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tremorlift import paths
 from tremorlift.errors import UserError
 
-ENV_DIR = "TREMORLIFT_CONFIG_DIR"
 FILE_NAME = "config.toml"
 GOALS = ("power", "strength", "hypertrophy")
 PLACEMENTS = ("forearm", "thigh", "shank")
@@ -96,12 +96,7 @@ class Settings:
 
 
 def config_dir() -> Path:
-    env = os.environ.get(ENV_DIR)
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("tremorlift", appauthor=False))
+    return paths.config_dir()
 
 
 def config_path() -> Path:

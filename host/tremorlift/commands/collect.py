@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
     p.add_argument("--summary-json", metavar="FILE", help="write the link and loss summary here")
     p.add_argument("--no-ui", action="store_true", help="one line per event instead of the dashboard")
+    p.add_argument("--inject", metavar="SPEC",
+                   help="with --simulate: faults to inject, e.g. disconnect@20:5,drop=0.05,reboot@40 "
+                   "(times in the wearable's seconds after streaming starts; see tremorlift.twin.faults)")
     p.set_defaults(run=run)
 
 
@@ -69,6 +72,12 @@ def _validate(args: argparse.Namespace) -> None:
         parent = Path(args.summary_json).resolve().parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             raise UserError(f"{args.summary_json}: folder {parent} does not exist or is not writable")
+    if args.inject is not None:
+        if args.simulate is None:
+            raise UserError("--inject needs --simulate: faults are injected into the digital twin")
+        from tremorlift.twin.faults import check_faults, parse_inject
+
+        check_faults(parse_inject(args.inject), serial=args.serial is not None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,9 +100,14 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     use_dashboard = cfg.ui and sys.stdout.isatty()
     ui = Dashboard() if use_dashboard else EventPrinter()
+    hook = None
+    if args.inject is not None:
+        from tremorlift.twin.faults import FaultInjector, parse_inject
+
+        hook = FaultInjector(parse_inject(args.inject), emit=ui.event)
     with ui:
         try:
-            summary = asyncio.run(collect(cfg, ui.event, ui))
+            summary = asyncio.run(collect(cfg, ui.event, ui, hook))
         except KeyboardInterrupt:
             raise
     if args.summary_json == "-":
