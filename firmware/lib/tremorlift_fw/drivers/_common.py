@@ -15,13 +15,16 @@ keeps the interpolation error small (gain cos(pi f / 1 kHz): 0.9995 at 10 Hz).
 
 from micropython import const
 
-try:
-    from time import sleep_ms as _time_sleep_ms
-except ImportError:  # CPython (tests): time has no sleep_ms
-    from time import sleep as _time_sleep
+import time
 
-    def _time_sleep_ms(ms):
-        _time_sleep(ms / 1000)
+
+def _time_sleep_ms(ms):
+    # MicroPython has time.sleep_ms; CPython (the tests and the twin) only time.sleep.
+    sleep_ms = getattr(time, "sleep_ms", None)
+    if sleep_ms is not None:
+        sleep_ms(ms)
+    else:
+        time.sleep(ms / 1000)
 
 
 # imu_kind as in docs/protocol.md (INFO message).
