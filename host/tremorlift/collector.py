@@ -11,6 +11,7 @@ and counted, and the resend path recovers it, so a stalled consumer never grows 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import time
@@ -53,6 +54,7 @@ class CollectOptions:
     alerts_enabled: bool = True
     resend: bool = True
     analyse: bool = True
+    haptic: bool = True  # buzz the wearable on warn and stop alerts
 
 
 class CommandError(Exception):
@@ -106,6 +108,11 @@ class DeviceChannel:
         self._last_t_s = -np.inf
         self._pending_t: list[np.ndarray] = []
         self._pending_raw: list[np.ndarray] = []
+        self.engine_t0_s: float | None = None  # feed time of the engine's t = 0
+        self.alert_to_buzz_ms: list[float] = []
+        # (first feed time, last feed time, session time received) of recent frames fed, to
+        # find when the collector got the sample an alert refers to (feed time is device time).
+        self._fed_frames: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=4000)
 
     # ---------------------------------------------------------------- link callbacks
     def on_message(self, message: bytes, host_time_s: float) -> None:
@@ -149,8 +156,28 @@ class DeviceChannel:
             )
         return resp
 
-    async def buzz(self, pattern: int, intensity_pct: int = 100) -> None:
-        """Haptic pattern on the wearable (best effort: a lost link must not stop the set)."""
+    def received_at(self, engine_t_s: float) -> float | None:
+        """Session time at which the collector received the sample at engine time ``engine_t_s``."""
+        if self.engine_t0_s is None:
+            return None
+        t = self.engine_t0_s + engine_t_s
+        for first, last, host_s in reversed(self._fed_frames):
+            if first - 1e-9 <= t <= last + 1e-9:
+                return host_s
+            if last < t:
+                return None
+        return None
+
+    async def buzz(self, pattern: int, intensity_pct: int = 100, *, since_s: float | None = None) -> None:
+        """Haptic pattern on the wearable (best effort: a lost link must not stop the set).
+
+        ``since_s`` is the session time at which the collector received the sample that ended
+        the triggering rep: the time from then until the command leaves the collector is kept
+        in ``alert_to_buzz_ms`` (the radio's own latency, measured by ``make bench``, comes on
+        top of it).
+        """
+        if since_s is not None:
+            self.alert_to_buzz_ms.append(1000.0 * (self.collector.session.host_s() - since_s))
         try:
             await self.checked(protocol.buzz(pattern, intensity_pct))
         except CommandError as exc:
@@ -364,6 +391,7 @@ class DeviceChannel:
         t = self._seg_t0_s + (idx - self._seg_index0) / rate
         self._pending_t.append(t)
         self._pending_raw.append(frame.samples_raw)
+        self._fed_frames.append((float(t[0]), float(t[-1]), host_s))
         self._feed_end_index = frame.end_sample_index
         self._last_t_s = float(t[-1])
 
@@ -372,6 +400,8 @@ class DeviceChannel:
             return
         t = np.concatenate(self._pending_t)
         raw = np.concatenate(self._pending_raw)
+        if self.engine_t0_s is None:
+            self.engine_t0_s = float(t[0])
         self._pending_t.clear()
         self._pending_raw.clear()
         accel, gyro = protocol.raw_to_si(raw, self.info)
@@ -485,6 +515,7 @@ class DeviceChannel:
             reboots=self.tracker.reboots,
             stream_starts=self.tracker.stream_starts,
             resend_requests=self.resend_requests,
+            alert_to_buzz_ms=[round(x, 1) for x in self.alert_to_buzz_ms],
             host_queue_overflows=self.queue_overflows,
             lost_ranges=[list(r) for r in self.tracker.lost_ranges()],
             device_gap_ranges=[list(r) for r in self.tracker.device_gap_ranges()],
@@ -518,12 +549,14 @@ class Collector:
         transport: str,
         emit: EventSink = lambda line: None,
         on_alert: Callable[[DeviceChannel, LiveAlert], Awaitable[None] | None] | None = None,
+        feedback: Any = None,
     ) -> None:
         self.session = session
         self.options = options
         self.transport = transport
         self.emit_line = emit
         self.on_alert = on_alert
+        self.feedback = feedback  # tremorlift.feedback.Feedback: sound, speech, bell
         self.channels: list[DeviceChannel] = []
         self.state = LiveState(session_path=str(session.path))
         self.stop_event = asyncio.Event()
@@ -584,6 +617,7 @@ class Collector:
             st.alerts.append(alert)
             del st.alerts[:-50]
             self.emit(f"ALERT {alert.level.upper()} {alert.kind} [{alert.device}]: {alert.message}")
+            self._deliver(ch, alert)
             if self.on_alert is not None:
                 res = self.on_alert(ch, alert)
                 if asyncio.iscoroutine(res):
@@ -591,6 +625,21 @@ class Collector:
                     self._alert_tasks.add(task)
                     task.add_done_callback(self._alert_tasks.discard)
         self.session.add_event(event.kind, {"t_s": event.t_s, **d}, device=ch.device_id)
+
+    def _deliver(self, ch: DeviceChannel, alert: LiveAlert) -> None:
+        """warn and stop reach the lifter at once: a buzz on the wearable that raised it (sent
+        from here, so its latency is measured where the command leaves), and sound or speech."""
+        if alert.level not in ("warn", "stop"):
+            return
+        if self.options.haptic and ch.link is not None:
+            pattern = protocol.BUZZ_STOP if alert.level == "stop" else protocol.BUZZ_WARN
+            # Velocity-loss alerts are raised by a rep whose end is alert.t_s: time from there.
+            since = ch.received_at(alert.t_s) if alert.kind == "velocity_loss" else None
+            task = asyncio.ensure_future(ch.buzz(pattern, since_s=since))
+            self._alert_tasks.add(task)
+            task.add_done_callback(self._alert_tasks.discard)
+        if self.feedback is not None:
+            self.feedback.deliver({"level": alert.level, "kind": alert.kind, "message": alert.message})
 
     # ---------------------------------------------------------------- running
     def snapshot(self) -> LiveState:
@@ -710,6 +759,7 @@ class CollectConfig:
     ui: bool = True
     scan_timeout_s: float = 5.0
     options: CollectOptions | None = None
+    feedback: Any = None  # tremorlift.feedback.Feedback, or None for no sound
 
 
 async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink) -> list[tuple[str, str]]:
@@ -780,7 +830,10 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
             await fleet.close()
         raise
     try:
-        collector = Collector(session, options, transport=transport, emit=emit, on_alert=getattr(ui, "on_alert", None))
+        collector = Collector(
+            session, options, transport=transport, emit=emit, on_alert=getattr(ui, "on_alert", None),
+            feedback=cfg.feedback,
+        )
         if cfg.serial is not None:
             from tremorlift.transport.serial import SerialLink  # noqa: PLC0415
 

@@ -37,7 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exercise", metavar="NAME", help="exercise name, e.g. squat")
     p.add_argument("--goal", choices=GOALS, help="velocity-loss goal preset")
     p.add_argument("--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%")
+    p.add_argument("--placement", choices=("forearm", "thigh", "shank"), help="where the wearable is strapped")
     p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
+    p.add_argument("--no-haptic", action="store_true", help="no buzz on the wearable for warn and stop")
+    p.add_argument("--no-sound", action="store_true", help="no tone on the laptop")
+    p.add_argument("--no-speech", action="store_true", help="no spoken words on the laptop")
     p.add_argument("--summary-json", metavar="FILE", help="write the link and loss summary here")
     p.add_argument("--no-ui", action="store_true", help="one line per event instead of the dashboard")
     p.add_argument("--inject", metavar="SPEC",
@@ -87,16 +91,27 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("bumble").setLevel(logging.ERROR)
     from tremorlift.collector import CollectConfig, CollectOptions, collect
     from tremorlift.dashboard import Dashboard, EventPrinter
+    from tremorlift.feedback import Feedback
+    from tremorlift.history import register_session
+    from tremorlift.settings import effective_settings
 
+    # The config file's per-exercise settings, with the flags given here on top.
+    settings = effective_settings(args.exercise, {
+        "goal": args.goal, "vl_threshold_pct": args.vl_threshold, "placement": args.placement,
+        "haptic": False if args.no_haptic else None, "sound": False if args.no_sound else None,
+        "speech": False if args.no_speech else None,
+    })  # fmt: skip
     options = CollectOptions(
-        duration_s=args.duration, exercise=args.exercise, goal=args.goal,
-        vl_threshold_pct=args.vl_threshold, alerts_enabled=not args.no_alerts,
+        duration_s=args.duration, exercise=args.exercise, goal=settings.goal,
+        vl_threshold_pct=settings.vl_threshold_pct, placement=settings.placement,
+        alerts_enabled=not args.no_alerts, haptic=settings.haptic,
     )  # fmt: skip
     cfg = CollectConfig(
         devices=args.device, serial=args.serial, simulate=args.simulate, speed=args.speed,
         seed=args.seed, imu=args.imu, odr_hz=args.rate, session_path=args.session,
         summary_json=None if args.summary_json == "-" else args.summary_json,
         ui=not args.no_ui, options=options,
+        feedback=Feedback(haptic=False, sound=settings.sound, speech=settings.speech),
     )  # fmt: skip
     use_dashboard = cfg.ui and sys.stdout.isatty()
     ui = Dashboard() if use_dashboard else EventPrinter()
@@ -119,4 +134,8 @@ def run(args: argparse.Namespace) -> int:
         f"in {summary['duration_s']:.1f} s"
     )
     print(f"session recorded to {summary['session']}")
+    try:
+        register_session(summary["session"])
+    except UserError as exc:  # the recording is safe; only the history index missed it
+        print(f"tremorlift: warning: not added to the history: {exc}", file=sys.stderr)
     return 0
