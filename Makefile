@@ -105,6 +105,20 @@ bench-accuracy: venv $(PARADIGMA_VENV)/.stamp
 
 bench: venv
 	$(PY) bench/bench_engine.py
+
+# Two emulated wearables at 1 kHz through the collector with random faults, in real time
+# (SOAK_MINUTES of wall time, default 10); prints losses, RSS, reconnects, resend volume.
+SOAK_MINUTES ?= 10
+soak: venv
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
+
+# Coverage-guided fuzzing (atheris) of the protocol decoders and the serial frame reader,
+# FUZZ_SECONDS each (default 60). A crash leaves its input as crash-* in the current folder.
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	@$(PY) -c "import atheris" 2>/dev/null || { echo "atheris is missing: it ships wheels for Linux x86_64 only (pip install atheris)" >&2; exit 1; }
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_protocol.py
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_serial.py
 	$(PY) bench/bench_link.py
 
 lint: venv

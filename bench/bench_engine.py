@@ -1,0 +1,165 @@
+"""Speed and memory of the analysis engine.
+
+Real-time factor on one core for one six-axis 200 Hz stream, at several block sizes (the live
+collector feeds small blocks, ``analyze`` 1 s blocks), and peak memory of a process that
+streams a 15 min, 1 h and 2 h session through the engine (it must stay flat).
+Usage: bench/bench_engine.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+import numpy as np  # noqa: E402
+from tremorlift.analysis import Engine  # noqa: E402
+from tremorlift.twin.motion import generate  # noqa: E402
+
+RATE_HZ = 200.0
+SCENARIO_CYCLE = (
+    "mixed-workout",
+    "squat-5x5",
+    "wall-sit",
+    "curl-3x10",
+    "rest-tremor",
+    "bench-to-failure",
+)
+
+
+def peak_rss_mb() -> float:
+    """High-water resident memory of this process (VmHWM: unlike ru_maxrss on Linux it does not
+    carry over the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def pin_one_core() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def speed(block_s_list: list[float]) -> list[str]:
+    rec = generate("mixed-workout", 7, sample_rate_hz=RATE_HZ).devices[0]
+    dur = float(rec.t_s[-1])
+    lines = [
+        f"Engine speed, one core, one six-axis {RATE_HZ:.0f} Hz stream ({dur:.0f} s mixed workout):"
+    ]
+    for block_s in block_s_list:
+        n = max(1, int(block_s * RATE_HZ))
+        best = float("inf")
+        for _ in range(2):
+            eng = Engine(RATE_HZ)
+            t0 = time.process_time()
+            for i in range(0, rec.t_s.size, n):
+                eng.feed(rec.t_s[i : i + n], rec.accel_mps2[i : i + n], rec.gyro_radps[i : i + n])
+            eng.finish()
+            best = min(best, time.process_time() - t0)
+        lines.append(
+            f"  blocks of {block_s:5.2f} s: {dur / best:7.0f}x real time  ({1e6 * best / rec.t_s.size:.2f} us per sample)"
+        )
+    return lines
+
+
+def write_recordings(directory: Path) -> Path:
+    """The scenarios the memory runs loop over, saved once (generating them is the costly part)."""
+    path = directory / "recordings.npz"
+    arrays = {}
+    for k, sc in enumerate(SCENARIO_CYCLE):
+        rec = generate(sc, 1000 + k, sample_rate_hz=RATE_HZ, keep_kinematics=False).devices[0]
+        arrays[f"t{k}"] = rec.t_s
+        arrays[f"x{k}"] = np.hstack((rec.accel_mps2, rec.gyro_radps))
+    np.savez(path, **arrays)
+    return path
+
+
+def stream_session(minutes: float, recordings: Path) -> dict[str, float]:
+    """Streams ``minutes`` of recorded sessions back to back into one engine (1 s blocks)."""
+    data = np.load(recordings)
+    recs = [(data[f"t{k}"], data[f"x{k}"]) for k in range(len(SCENARIO_CYCLE))]
+    rss0 = peak_rss_mb()
+    eng = Engine(RATE_HZ)
+    total_s = minutes * 60.0
+    t_off = 0.0
+    k = 0
+    n = int(RATE_HZ)
+    while t_off < total_s:
+        t_rec, x = recs[k % len(recs)]
+        k += 1
+        t = t_rec + t_off
+        m = int(np.searchsorted(t, total_s))
+        for i in range(0, m, n):
+            j = min(i + n, m)
+            eng.feed(t[i:j], x[i:j, 0:3], x[i:j, 3:6])
+        t_off = float(t[-1]) + 1.0 / RATE_HZ
+    eng.finish()
+    return {
+        "minutes": minutes,
+        "max_rss_mb": peak_rss_mb(),
+        "start_rss_mb": rss0,
+        "sets": len(eng.result()["sets"]),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer block sizes, 2/5/10 min sessions")
+    ap.add_argument("--session-minutes", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--recordings", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    pin_one_core()
+    if args.session_minutes is not None:  # child process: one memory measurement
+        print(json.dumps(stream_session(args.session_minutes, args.recordings)))
+        return 0
+    out = speed([0.1, 1.0] if args.quick else [0.095, 0.5, 1.0, 10.0])
+    out.append("  goal: >= 1000x")
+    out.append(
+        "Peak memory (VmHWM of a fresh process that loads six recorded scenarios and streams them back to back"
+        " into one engine in 1 s blocks; goal <= 300 MB, flat):"
+    )
+    tmp = tempfile.TemporaryDirectory()
+    recordings = write_recordings(Path(tmp.name))
+    for minutes in [2.0, 5.0, 10.0] if args.quick else [15.0, 60.0, 120.0]:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--session-minutes",
+                str(minutes),
+                "--recordings",
+                str(recordings),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append(
+            f"  {minutes:5.0f} min session: peak {r['max_rss_mb']:6.1f} MB (after imports and loading {r['start_rss_mb']:.1f} MB), "
+            f"{r['sets']} sets found, {time.perf_counter() - t0:.0f} s wall"
+        )
+    print("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

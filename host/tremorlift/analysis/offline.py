@@ -1,0 +1,74 @@
+"""Whole-recording analysis: the live engine fed block by block, one engine per sensor."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from tremorlift.analysis.engine import Engine
+from tremorlift.analysis.limbs import compare_limbs
+
+
+class SensorRecording(Protocol):
+    name: str
+    t_s: np.ndarray
+    accel_mps2: np.ndarray
+    gyro_radps: np.ndarray
+    sample_rate_hz: float
+    placement: str | None
+
+
+def run_engine(
+    engine: Engine, t_s: np.ndarray, accel_mps2: np.ndarray, gyro_radps: np.ndarray, block_n: int
+) -> dict[str, Any]:
+    for i in range(0, t_s.size, block_n):
+        engine.feed(t_s[i : i + block_n], accel_mps2[i : i + block_n], gyro_radps[i : i + block_n])
+    engine.finish()
+    return engine.result()
+
+
+def analyze_recordings(
+    recordings: Sequence[SensorRecording],
+    *,
+    exercise: str | None = None,
+    goal: str | None = None,
+    vl_threshold_pct: float | None = None,
+    alerts_enabled: bool = True,
+    block_s: float = 1.0,
+) -> dict[str, Any]:
+    """The analyze JSON (docs/analysis-output.md). Raises ValueError for an unusable sample rate."""
+    results: list[dict[str, Any]] = []
+    for rec in recordings:
+        engine = Engine(
+            rec.sample_rate_hz,
+            exercise=exercise,
+            goal=goal,
+            vl_threshold_pct=vl_threshold_pct,
+            placement=rec.placement,
+            alerts_enabled=alerts_enabled,
+        )
+        block_n = max(1, int(round(block_s * rec.sample_rate_hz)))
+        r = run_engine(engine, rec.t_s, rec.accel_mps2, rec.gyro_radps, block_n)
+        r["name"] = rec.name
+        results.append(r)
+    first = results[0]
+    if len(results) == 1:
+        return first
+    out = {k: v for k, v in first.items() if k not in ("name",)}
+    out["devices"] = results
+    episodes: list[dict[str, Any]] = []
+    alerts: list[dict[str, Any]] = []
+    for r in results:
+        episodes += [dict(e, device=r["name"]) for e in r["tremor_episodes"]]
+        alerts += [dict(a, device=r["name"]) for a in r["alerts"]]
+    rows, asym_alerts = compare_limbs(
+        results[0]["name"], results[0], results[1]["name"], results[1]
+    )
+    out["asymmetry"] = rows
+    if alerts_enabled:
+        alerts += asym_alerts
+    out["tremor_episodes"] = sorted(episodes, key=lambda e: e["start_s"])
+    out["alerts"] = sorted(alerts, key=lambda a: a["t_s"])
+    return out

@@ -1,0 +1,174 @@
+"""``tremorlift analyze INPUT``: sets, reps, velocity loss, tremor and alerts from a recording."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tremorlift.errors import UserError
+
+ORDER = 40
+SQLITE_MAGIC = b"SQLite format 3\x00"
+BLOCK_S = 10.0  # block size does not change the result (the engine is block-independent); larger is faster
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "analyze",
+        help="analyse a session file or a six-axis CSV",
+        description=(
+            "Find sets, reps, velocity loss, tremor episodes and alerts. INPUT is a session file "
+            "or a CSV with header t,ax,ay,az,gx,gy,gz (s; m/s^2 with gravity; rad/s)."
+        ),
+    )
+    p.add_argument("input", metavar="INPUT", help="session file or CSV")
+    p.add_argument(
+        "--json", metavar="OUT", help="write the analysis as JSON to OUT ('-' for stdout)"
+    )
+    p.add_argument("--exercise", metavar="NAME", help="exercise name to put on the sets")
+    p.add_argument(
+        "--goal",
+        choices=("power", "strength", "hypertrophy"),
+        help="velocity-loss preset: 10/20/30 %%",
+    )
+    p.add_argument(
+        "--vl-threshold",
+        metavar="PCT",
+        type=float,
+        help="explicit velocity-loss threshold in %% (overrides --goal)",
+    )
+    p.add_argument("--no-alerts", action="store_true", help="master switch: raise no alerts at all")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tremorlift.analysis import analyze_recordings
+
+    if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
+        raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
+    recordings = load_input(Path(args.input))
+    try:
+        result = analyze_recordings(
+            recordings,
+            exercise=args.exercise,
+            goal=args.goal,
+            vl_threshold_pct=args.vl_threshold,
+            alerts_enabled=not args.no_alerts,
+            block_s=BLOCK_S,
+        )
+    except ValueError as exc:  # e.g. a sample rate too low for tremor
+        raise UserError(f"{args.input}: {exc}") from None
+    if args.json:
+        text = json.dumps(result, indent=2, allow_nan=False) + "\n"
+        if args.json == "-":
+            sys.stdout.write(text)
+        else:
+            _write_atomic(Path(args.json), text)
+    else:
+        sys.stdout.write(format_table(result))
+    return 0
+
+
+def load_input(path: Path) -> list[Any]:
+    """Recordings from a CSV or a session file (detected by the SQLite magic bytes)."""
+    from tremorlift.csv_input import Recording, load_csv
+
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if head != SQLITE_MAGIC:
+        return [load_csv(path)]
+    import numpy as np
+
+    from tremorlift.session import SessionReader
+
+    out: list[Recording] = []
+    with SessionReader(path) as reader:
+        for dev in reader.devices():
+            arr = reader.arrays(dev.device)
+            if len(arr) < 2:
+                continue
+            t = arr.t_s
+            if not (
+                np.isfinite(t).all()
+                and np.isfinite(arr.accel_mps2).all()
+                and np.isfinite(arr.gyro_radps).all()
+            ):
+                raise UserError(f"{path}: device {arr.name}: samples are not finite numbers")
+            dt = np.diff(t)
+            if (dt <= 0).any():
+                raise UserError(f"{path}: device {arr.name}: time does not increase")
+            rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
+            out.append(Recording(arr.name, t, arr.accel_mps2, arr.gyro_radps, rate, dev.placement))
+    if not out:
+        raise UserError(f"{path}: the session holds no samples")
+    return out
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write to a temporary file beside OUT and rename, so OUT is never left half-written."""
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+def _f(x: Any, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    lines: list[str] = []
+    devices = result.get("devices") or [dict(result, name=None)]
+    for dev in devices:
+        if dev.get("name"):
+            lines.append(f"== {dev['name']} ({dev.get('placement') or 'placement unknown'}) ==")
+        lines.append(
+            f"sample rate {dev['sample_rate_hz']:.1f} Hz, {dev['duration_s']:.1f} s, velocity-loss threshold {dev['velocity_loss_threshold_pct']:.0f} %"
+        )
+        lines.append(
+            f"{'set':>3} {'kind':8} {'exercise':14} {'start s':>8} {'end s':>8} {'reps':>4} {'best m/s':>8} {'VL %':>6} {'tremor m/s2':>11}"
+        )
+        for i, s in enumerate(dev["sets"], 1):
+            lines.append(
+                f"{i:>3} {s['kind']:8} {s['exercise'][:14]:14} {s['start_s']:8.1f} {s['end_s']:8.1f} {len(s['reps']):>4} "
+                f"{_f(s.get('best_velocity_mps'), '8.2f'):>8} {_f(s.get('velocity_loss_pct'), '6.1f'):>6} {_f(s.get('tremor_rms_max_mps2'), '11.3f'):>11}"
+            )
+            for j, r in enumerate(s["reps"], 1):
+                lines.append(
+                    f"      rep {j:>2}: {r['start_s']:7.1f}-{r['end_s']:7.1f} s  mean {r['mean_concentric_velocity_mps']:.2f} m/s  "
+                    f"peak {r['peak_velocity_mps']:.2f} m/s  ROM {r['rom_m']:.2f} m  VL {r['velocity_loss_pct']:.0f} %"
+                )
+        if not dev["sets"]:
+            lines.append("    (no sets found)")
+        lines.append("")
+    lines.append("tremor episodes:")
+    for e in result["tremor_episodes"]:
+        lines.append(
+            f"  {e['start_s']:7.1f}-{e['end_s']:7.1f} s  {e['peak_hz']:5.1f} Hz  {e['rms_mps2']:.3f} m/s2  {e['cause']}"
+        )
+    if not result["tremor_episodes"]:
+        lines.append("  (none)")
+    lines.append("alerts:")
+    for a in result["alerts"]:
+        lines.append(f"  {a['t_s']:7.1f} s  {a['level']:5} {a['kind']:14} {a['message']}")
+    if not result["alerts"]:
+        lines.append("  (none)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,87 @@
+"""Velocity-loss alert policy and limb asymmetry (pure logic)."""
+
+from __future__ import annotations
+
+import pytest
+from tremorlift.analysis.alerts import GOAL_THRESHOLDS_PCT, VelocityLossPolicy, threshold_pct, zone
+from tremorlift.analysis.limbs import compare_limbs
+
+
+def run(policy: VelocityLossPolicy, velocities: list[float]) -> list[tuple[int, str]]:
+    out = []
+    for i, v in enumerate(velocities):
+        _, d = policy.on_rep(i, v)
+        if d is not None:
+            out.append((i, d.level))
+    return out
+
+
+def test_presets_and_explicit_threshold() -> None:
+    assert GOAL_THRESHOLDS_PCT == {"power": 10.0, "strength": 20.0, "hypertrophy": 30.0}
+    assert threshold_pct("power", None) == 10.0
+    assert threshold_pct(None, None) == 20.0
+    assert threshold_pct("hypertrophy", 12.5) == 12.5
+    with pytest.raises(ValueError):
+        threshold_pct("endurance", None)
+    with pytest.raises(ValueError):
+        threshold_pct(None, 0.0)
+
+
+def test_info_within_margin_warn_at_first_rep_past_stop_at_next() -> None:
+    p = VelocityLossPolicy(20.0)
+    # losses: 0, 5, 16 (info), 22 (warn), 18 (below: no stop yet), 25 (stop), 30 (silent after stop)
+    assert run(p, [1.0, 0.95, 0.84, 0.78, 0.82, 0.75, 0.70]) == [
+        (2, "info"),
+        (3, "warn"),
+        (5, "stop"),
+    ]
+
+
+def test_loss_is_from_the_fastest_rep_not_the_first() -> None:
+    p = VelocityLossPolicy(10.0)
+    assert run(p, [0.8, 1.0, 0.95, 0.89]) == [(2, "info"), (3, "warn")]
+
+
+def test_state_resets_per_set_and_master_switch() -> None:
+    p = VelocityLossPolicy(20.0)
+    assert run(p, [1.0, 0.7, 0.7]) == [(1, "warn"), (2, "stop")]
+    p.new_set()
+    assert run(p, [0.6, 0.59]) == []  # no carry-over of the previous set's best or state
+    off = VelocityLossPolicy(20.0, enabled=False)
+    assert run(off, [1.0, 0.5, 0.4]) == []
+
+
+def test_zones_are_graded() -> None:
+    assert [zone(v) for v in (5, 15, 25, 35, 45)] == [
+        "fresh",
+        "moderate",
+        "high",
+        "very high",
+        "near failure",
+    ]
+
+
+def _set(start: float, mv: float, tremor: float) -> dict:
+    return {
+        "kind": "dynamic",
+        "start_s": start,
+        "end_s": start + 20,
+        "reps": [{"mean_concentric_velocity_mps": mv}] * 3,
+        "tremor_rms_max_mps2": tremor,
+    }
+
+
+def test_consistent_asymmetry_is_flagged_and_occasional_is_not() -> None:
+    left = {"sets": [_set(0, 0.60, 0.2), _set(100, 0.58, 0.2), _set(200, 0.55, 0.1)]}
+    right = {"sets": [_set(1, 0.50, 0.1), _set(101, 0.50, 0.1), _set(201, 0.55, 0.1)]}
+    rows, alerts = compare_limbs("left", left, "right", right)
+    assert [r["velocity_asymmetry_pct"] for r in rows] == pytest.approx(
+        [16.67, 13.79, 0.0], abs=0.01
+    )
+    assert [r["tremor_ratio"] for r in rows] == [2.0, 2.0, 1.0]
+    kinds = [(a["kind"], a["level"]) for a in alerts]
+    assert kinds == [("asymmetry", "warn"), ("asymmetry", "info")]
+    assert "left" in alerts[0]["message"]
+    one_off = {"sets": [_set(0, 0.60, 0.1), _set(100, 0.50, 0.1), _set(200, 0.50, 0.1)]}
+    even = {"sets": [_set(0, 0.50, 0.1), _set(100, 0.50, 0.1), _set(200, 0.50, 0.1)]}
+    assert compare_limbs("a", one_off, "b", even)[1] == []
