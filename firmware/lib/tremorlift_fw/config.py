@@ -80,14 +80,19 @@ SAMPLE_BYTES = const(12)  # ax ay az gx gy gz, int16 little-endian
 FRAME_HEADER_BYTES = const(16)
 MAX_SAMPLES_PER_FRAME = const(19)  # fills ATT MTU 247 (244-byte payload)
 # Preallocated ring of recent frames, kept for RESEND. Each slot holds one
-# full frame (16 + 19 x 12 = 244 bytes). 300 slots = 73 KB: 28 s at 200 Hz,
-# 14 s at 400 Hz, 5.7 s at 1 kHz. That fits the ~110 KB heap of a classic
+# frame (up to 16 + 19 x 12 = 244 bytes). With frames filled as FRAME_MAX_AGE_MS
+# allows (8 samples at 200 Hz, 16 at 400 Hz, 19 at 1 kHz), 300 slots = 73 KB hold
+# 12 s at 200 and 400 Hz and 5.7 s at 1 kHz. That fits the ~110 KB heap of a classic
 # ESP32 with BLE active; on a board with PSRAM raise it to 560 for 10 s at 1 kHz.
 RING_FRAMES = const(300)
 MAX_ODR_HZ = const(1000)
 # How often the FIFO is drained (ms). The smallest FIFO (MPU-6050, 1024 B)
 # holds 85 samples: 85 ms at 1 kHz, so 10 ms leaves ample margin.
 POLL_INTERVAL_MS = const(10)
+# A partly filled frame waits for more samples only while its oldest sample is younger than
+# this: frames fill the MTU at 400 Hz and above (16-19 samples), hold 8 at 200 Hz, and no
+# sample waits longer than this before it is sent (the latency the collector sees).
+FRAME_MAX_AGE_MS = const(40)
 # Notifications sent per poll at most; the rest wait in the ring.
 MAX_NOTIFY_PER_POLL = const(4)
 # After gatts_notify raises ENOMEM the sender waits this long before retrying.

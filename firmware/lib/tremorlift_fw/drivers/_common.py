@@ -157,8 +157,10 @@ class FifoImu:
             self.configure(*self._config)
 
     # --- FIFO -------------------------------------------------------------------------
-    def read_fifo(self, out, max_samples):
-        """Move up to max_samples samples from the FIFO into out (12 bytes each, see module doc).
+    def read_fifo(self, out, max_samples, first=0):
+        """Move up to max_samples samples from the FIFO into out (12 bytes each, see module doc),
+        the first of them at sample position `first` of out (so a partly filled frame can be
+        continued without slicing, which would allocate).
 
         Returns the number written, or -1 after an overflow (the FIFO has been reset and
         fifo_overflows counted). Allocates nothing; I2C errors propagate as OSError.
@@ -179,7 +181,7 @@ class FifoImu:
             raw = self._raw_for_outputs(raw, max_samples)
         elif raw > max_samples:
             raw = max_samples
-        written = 0
+        written = first
         burst = self._burst
         while raw > 0:
             n = raw if raw < BURST_SAMPLES else BURST_SAMPLES
@@ -190,11 +192,11 @@ class FifoImu:
             while off < end:
                 state = self._check_packet(burst, off)
                 if state == PACKET_EMPTY:
-                    return written
+                    return written - first
                 if state == PACKET_DESYNC:
                     # Keep what was read; the next call resets the FIFO and reports the gap.
                     self._resync = True
-                    return written
+                    return written - first
                 if self._resample:
                     written = self._resample_packet(off, state, out, written)
                 elif state == PACKET_OK:
@@ -205,7 +207,7 @@ class FifoImu:
                 off += packet_bytes
         if recheck and self._overflow_flag():
             return self._overflowed()
-        return written
+        return written - first
 
     def _overflowed(self):
         self._fifo_reset()

@@ -1,0 +1,265 @@
+"""BLE peripheral: GATT table, advertising, connection state (docs/protocol.md, 3).
+
+The only module that imports `bluetooth` (for its UUID type, inside BleLink so importing this
+module touches nothing); the BLE object itself is passed in, so tests and the twin use
+emulated ones. The IRQ handler only records what happened into preallocated state and sets
+`pending`; the application's loop calls process() to act on it (advertise again, hand
+control writes to the command parser). Notifications are sent by the caller through
+notify_data / notify_control / notify_status, which report ENOMEM instead of raising.
+"""
+
+from micropython import const
+
+from . import config
+
+# MicroPython bluetooth IRQ event codes (docs.micropython.org, library/bluetooth).
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+_IRQ_CONNECTION_UPDATE = const(27)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+
+# Characteristic flags (bluetooth.FLAG_*; the WRITE_ENCRYPTED value from the same docs).
+_FLAG_READ = const(0x0002)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+_FLAG_WRITE_ENCRYPTED = const(0x1000)
+
+_ENOMEM = const(12)
+
+# GATT (docs/protocol.md, 3): base 7a1fXXXX-4c3b-4e0c-9b5a-2d8e6f1c3a70.
+SERVICE_UUID = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+DATA_UUID = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+CONTROL_UUID = "7a1f0003-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+STATUS_UUID = "7a1f0004-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+INFO_UUID = "7a1f0005-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+
+# Advertising data types (Bluetooth Core Supplement, part A, 1).
+_AD_FLAGS = const(0x01)
+_AD_UUID128_COMPLETE = const(0x07)
+_AD_NAME_COMPLETE = const(0x09)
+_AD_CONN_INTERVAL_RANGE = const(0x12)
+_AD_MANUFACTURER = const(0xFF)
+_AD_FLAGS_GENERAL_NO_BREDR = const(0x06)
+_COMPANY_ID = const(0xFFFF)  # reserved for tests/prototypes
+
+DEFAULT_MTU = const(23)
+# A write request carries at most MTU - 3 = 244 bytes: longer commands are still answered.
+_CONTROL_BUFFER_BYTES = const(244)
+# Control writes kept between two process() calls; each keeps its first bytes and its length.
+_CMD_SLOTS = const(8)
+_CMD_KEEP_BYTES = const(16)
+
+
+def uuid128_le(uuid_str):
+    """The 16 bytes of a 128-bit UUID as sent over the air (little-endian)."""
+    hexdigits = uuid_str.replace("-", "")
+    out = bytearray(16)
+    for i in range(16):
+        out[15 - i] = int(hexdigits[2 * i : 2 * i + 2], 16)
+    return bytes(out)
+
+
+def _ad(ad_type, payload):
+    return bytes((len(payload) + 1, ad_type)) + payload
+
+
+def adv_payload():
+    """Advertising data: flags, the service's 128-bit UUID, the connection interval range."""
+    interval = bytes(
+        (
+            config.CONN_INTERVAL_MIN_UNITS & 0xFF,
+            config.CONN_INTERVAL_MIN_UNITS >> 8,
+            config.CONN_INTERVAL_MAX_UNITS & 0xFF,
+            config.CONN_INTERVAL_MAX_UNITS >> 8,
+        )
+    )
+    return (
+        _ad(_AD_FLAGS, bytes((_AD_FLAGS_GENERAL_NO_BREDR,)))
+        + _ad(_AD_UUID128_COMPLETE, uuid128_le(SERVICE_UUID))
+        + _ad(_AD_CONN_INTERVAL_RANGE, interval)
+    )
+
+
+def scan_response(name, protocol_version, battery_pct, status_flags):
+    """Scan response: complete local name and manufacturer data (company 0xFFFF)."""
+    manufacturer = bytes(
+        (
+            _COMPANY_ID & 0xFF,
+            _COMPANY_ID >> 8,
+            protocol_version,
+            battery_pct & 0xFF,
+            status_flags & 0xFF,
+        )
+    )
+    return _ad(_AD_NAME_COMPLETE, name.encode()) + _ad(_AD_MANUFACTURER, manufacturer)
+
+
+def name_from_mac(mac):
+    """TL-XXXX: the prefix and the address's last four hex digits, upper case."""
+    return f"{config.NAME_PREFIX}{mac[-2]:02X}{mac[-1]:02X}"
+
+
+def make_ble():
+    """The board's BLE singleton (used by app.main() only)."""
+    import bluetooth
+
+    return bluetooth.BLE()
+
+
+class BleLink:
+    def __init__(self, ble, require_encrypted_control=False):
+        import bluetooth
+
+        self._ble = ble
+        ble.active(True)
+        ble.config(mtu=config.PREFERRED_MTU)
+        control_flags = _FLAG_WRITE | _FLAG_NOTIFY
+        if require_encrypted_control:
+            control_flags |= _FLAG_WRITE_ENCRYPTED
+        service = (
+            bluetooth.UUID(SERVICE_UUID),
+            (
+                (bluetooth.UUID(DATA_UUID), _FLAG_NOTIFY),
+                (bluetooth.UUID(CONTROL_UUID), control_flags),
+                (bluetooth.UUID(STATUS_UUID), _FLAG_READ | _FLAG_NOTIFY),
+                (bluetooth.UUID(INFO_UUID), _FLAG_READ),
+            ),
+        )
+        ((self.h_data, self.h_control, self.h_status, self.h_info),) = ble.gatts_register_services(
+            (service,)
+        )
+        ble.gatts_set_buffer(self.h_control, _CONTROL_BUFFER_BYTES)
+        self.mac = bytes(ble.config("mac")[1])
+        self.name = name_from_mac(self.mac)
+        ble.config(gap_name=self.name)
+        self._adv = adv_payload()
+        self.conn_handle = None
+        self.att_mtu = DEFAULT_MTU
+        self.encrypted = False
+        self.advertising = False
+        self.connects = 0
+        self.disconnects = 0
+        # IRQ -> loop hand-over (the IRQ handler only writes these).
+        self.pending = False
+        self._connected_changed = False
+        self._mtu_changed = False
+        self._cmd = [bytearray(_CMD_KEEP_BYTES) for _ in range(_CMD_SLOTS)]
+        self._cmd_len = [0] * _CMD_SLOTS
+        self._cmd_head = 0  # next slot the IRQ writes
+        self._cmd_tail = 0  # next slot next_command() reads
+        self.command = self._cmd[0]
+        self.commands_dropped = 0
+        ble.irq(self._irq)
+
+    # --- IRQ side: record only ---------------------------------------------------------
+    def _irq(self, event, data):
+        if event == _IRQ_CENTRAL_CONNECT:
+            self.conn_handle = data[0]
+            self.att_mtu = DEFAULT_MTU
+            self.encrypted = False
+            self.advertising = False
+            self.connects += 1
+            self._connected_changed = True
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            if data[0] == self.conn_handle:
+                self.conn_handle = None
+                self.att_mtu = DEFAULT_MTU
+                self.encrypted = False
+            self.disconnects += 1
+            self._connected_changed = True
+        elif event == _IRQ_GATTS_WRITE:
+            if data[1] == self.h_control:
+                self._record_command(self._ble.gatts_read(self.h_control))
+        elif event == _IRQ_MTU_EXCHANGED:
+            if data[0] == self.conn_handle:
+                self.att_mtu = data[1]
+                self._mtu_changed = True
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            if data[0] == self.conn_handle:
+                self.encrypted = bool(data[1])
+        self.pending = True
+
+    def _record_command(self, value):
+        # The stack keeps only the last written value, so each write is copied out now.
+        head = self._cmd_head
+        if head - self._cmd_tail >= _CMD_SLOTS:
+            self.commands_dropped += 1
+            return
+        slot = head % _CMD_SLOTS
+        n = len(value)
+        keep = n if n < _CMD_KEEP_BYTES else _CMD_KEEP_BYTES
+        buf = self._cmd[slot]
+        for i in range(keep):
+            buf[i] = value[i]
+        self._cmd_len[slot] = n
+        self._cmd_head = head + 1
+
+    # --- loop side --------------------------------------------------------------------
+    def take_connection_change(self):
+        changed = self._connected_changed
+        self._connected_changed = False
+        return changed
+
+    def take_mtu_change(self):
+        changed = self._mtu_changed
+        self._mtu_changed = False
+        return changed
+
+    def next_command(self):
+        """Length of the oldest unprocessed control write (its bytes, at most 16, are then in
+        command), or -1 if there is none."""
+        if self._cmd_tail == self._cmd_head:
+            self.pending = False
+            return -1
+        slot = self._cmd_tail % _CMD_SLOTS
+        self._cmd_tail += 1
+        self.command = self._cmd[slot]
+        return self._cmd_len[slot]
+
+    @property
+    def connected(self):
+        return self.conn_handle is not None
+
+    def advertise(self, protocol_version, battery_pct, status_flags):
+        self._ble.gap_advertise(
+            config.ADV_INTERVAL_US,
+            adv_data=self._adv,
+            resp_data=scan_response(self.name, protocol_version, battery_pct, status_flags),
+            connectable=True,
+        )
+        self.advertising = True
+
+    def set_status(self, msg):
+        self._ble.gatts_write(self.h_status, msg)
+
+    def set_info(self, msg):
+        self._ble.gatts_write(self.h_info, msg)
+
+    def _notify(self, handle, data):
+        # 1 sent, 0 no connection, -1 the stack is out of buffers (ENOMEM), -2 other error.
+        conn = self.conn_handle
+        if conn is None:
+            return 0
+        try:
+            self._ble.gatts_notify(conn, handle, data)
+        except OSError as e:
+            return -1 if e.args and e.args[0] == _ENOMEM else -2
+        return 1
+
+    def notify_data(self, data):
+        return self._notify(self.h_data, data)
+
+    def notify_control(self, data):
+        return self._notify(self.h_control, data)
+
+    def notify_status(self, data):
+        return self._notify(self.h_status, data)
+
+    def disconnect(self):
+        if self.conn_handle is not None:
+            try:
+                self._ble.gap_disconnect(self.conn_handle)
+            except OSError:
+                pass

@@ -1,0 +1,58 @@
+"""The firmware runtime under real MicroPython (the WebAssembly port run by node): the authority.
+
+mpy_runtime/check_runtime.py proves App.pump() (and the whole loop: pump, service, indicators)
+allocates nothing with micropython.heap_lock(), with gc.mem_free() flat, and repeats the main
+behaviour checks; mpy_runtime/check_main.py runs firmware/main.py (safe mode, crash -> reset).
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MOUNTS = [
+    "--mount",
+    "firmware/lib:/lib",
+    "--path",
+    "/lib",
+    "--mount",
+    "host/tremorlift/twin:/twin",
+    "--path",
+    "/twin",
+    "--mount",
+    "tests/firmware/fakes:/fakes",
+    "--path",
+    "/fakes",
+]
+
+
+def run_mpy(script: str, *extra: str, heap_mib: int = 12) -> str:
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules").is_dir():
+        pytest.skip("node and the MicroPython WebAssembly port are needed (make node)")
+    # A small heap: this port's gc.mem_free() walks the whole heap on every call.
+    cmd = [node, "tests/mpy/run.mjs", "--heap-mib", str(heap_mib), *MOUNTS, *extra, script]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.mpy
+def test_runtime_hot_path_allocation_free_under_micropython() -> None:
+    out = run_mpy("tests/firmware/mpy_runtime/check_runtime.py")
+    assert "RUNTIME OK" in out
+    assert "mpu6050 200 Hz: 300 locked polls" in out
+    assert "icm42688 1000 Hz: 300 locked polls" in out
+    sizes = re.search(r"icm42688 1000 Hz: .* sizes (\d+) - (\d+)", out)
+    assert sizes is not None and int(sizes.group(2)) == 19
+    assert "gc.mem_free() change over 500 loop iterations: 0 bytes" in out
+
+
+@pytest.mark.mpy
+def test_main_py_safe_mode_and_crash_reset_under_micropython() -> None:
+    out = run_mpy("tests/firmware/mpy_runtime/check_main.py", "--mount", "firmware:/fw", heap_mib=8)
+    assert "safe mode" in out
+    assert "MAIN OK" in out
