@@ -35,10 +35,10 @@ def _instrument(fleet: Any, collector: Any, fifo_reads: dict[str, list[tuple[flo
         log = fifo_reads.setdefault(w.name, [])
         orig_read = imu.read_fifo
 
-        def read_fifo(out: Any, max_samples: int, orig_read: Any = orig_read, sampler: Any = sampler,
-                      log: list[tuple[float, int, int]] = log) -> int:
+        def read_fifo(out: Any, max_samples: int, at: int = 0, orig_read: Any = orig_read,
+                      sampler: Any = sampler, log: list[tuple[float, int, int]] = log) -> int:
             first = sampler.next_sample_index
-            n = orig_read(out, max_samples)
+            n = orig_read(out, max_samples, at)
             if n > 0:
                 log.append((time.monotonic(), first, n))
             return n
