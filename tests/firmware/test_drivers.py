@@ -376,6 +376,29 @@ def test_overflow_is_detected_counted_and_reading_resumes(chip: str, odr: int) -
     assert driver.fifo_overflows == 1
 
 
+@pytest.mark.parametrize("chip", CHIPS)
+def test_overflow_during_the_flush_is_counted_once(chip: str) -> None:
+    # Samples keep arriving (and being dropped) between the status read and the flush, which
+    # sets the chip's overflow flag again: the same overflow must not be reported twice.
+    table = random_table(4, 5000, 8, 1000)
+    _, emu, driver = make(chip, source=lambda i: table[i])
+    driver.configure(1000, 8, 1000)
+    driver.fifo_start()
+    out = bytearray(12 * 64)
+    flush = driver._fifo_reset
+
+    def late_flush() -> None:
+        emu.advance(50_000)  # 50 more samples into the still-full FIFO
+        flush()
+
+    driver._fifo_reset = late_flush
+    emu.advance(700_000)
+    assert driver.read_fifo(out, 64) == -1
+    driver._fifo_reset = flush
+    poll_all(emu, driver, random.Random(2), 100, 8000)
+    assert driver.fifo_overflows == 1
+
+
 @pytest.mark.parametrize(
     ("chip", "status_reg", "flag"), [("mpu6050", 0x3A, 0x10), ("icm42688", 0x2D, 0x02)]
 )

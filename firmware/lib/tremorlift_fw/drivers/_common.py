@@ -211,6 +211,9 @@ class FifoImu:
 
     def _overflowed(self):
         self._fifo_reset()
+        # Samples dropped between reading the status and the flush leave the flag set again:
+        # clear it now, or the next read would report this same overflow a second time.
+        self._overflow_flag()
         self._phase = 0
         self.fifo_overflows += 1
         return -1
