@@ -63,6 +63,31 @@ def unwrap_tick_near(tick_us: int, expected_us: float, wrap_us: int = TICK_WRAP_
 # ============================================================================ line fits
 
 
+def _lower_support_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[float, float] | None:
+    """(slope, intercept) of the line under every point (x sorted, distinct) that minimises the
+    summed residual: the lower convex hull's edge that spans the mean of x."""
+    hull: list[int] = []
+    for k in range(x.size):
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is above or on the segment a-k: not on the lower hull.
+            if (x[b] - x[a]) * (y[k] - y[a]) - (y[b] - y[a]) * (x[k] - x[a]) <= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(k)
+    if len(hull) < 2:
+        return None
+    xm = float(x.mean())
+    for a, b in zip(hull, hull[1:], strict=False):
+        if x[b] >= xm:
+            slope = float((y[b] - y[a]) / (x[b] - x[a]))
+            return slope, float(y[a] - slope * x[a])
+    a, b = hull[-2], hull[-1]
+    slope = float((y[b] - y[a]) / (x[b] - x[a]))
+    return slope, float(y[a] - slope * x[a])
+
+
 class RobustLineFit:
     """y = intercept + slope * x from a stream of points, in bounded memory.
 
@@ -72,6 +97,13 @@ class RobustLineFit:
     ``max_points`` buckets exist, the width doubles and neighbours merge. The slope is the
     Theil-Sen estimate over bucket points (the median of pairwise slopes: a few bad buckets
     cannot move it); the intercept is the lowest (``lower``) or median (``mean``) residual.
+
+    With ``envelope="lower"`` the line is instead the one that stays under every point with
+    the least summed residual (the lower convex hull's edge above the mean x): arrival times
+    are the sample times plus a latency that is never negative, so that line is the least
+    latency the data allow. Theil-Sen is not used there because a burst of late points (the
+    backlog a wearable sends after a reconnect) is many points far above the line, which drags
+    a median of slopes, but never the lower hull.
     """
 
     def __init__(
@@ -162,6 +194,11 @@ class RobustLineFit:
         x, y = self.points()
         if x.size < 2:
             return None
+        if self.envelope == "lower":
+            line = _lower_support_line(x, y)
+            if line is not None:
+                self._cache = line
+                return line
         i, j = np.triu_indices(x.size, k=1)
         dx = x[j] - x[i]
         slopes = (y[j] - y[i])[dx > 0] / dx[dx > 0]
