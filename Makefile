@@ -80,7 +80,7 @@ DEMO_OUT := out/demo
 
 demo: venv
 	@mkdir -p $(DEMO_OUT)
-	$(VENV)/bin/tremorlift collect --simulate demo --speed 4 --exercise squat --goal strength \
+	$(VENV)/bin/tremorlift collect --simulate demo --any --speed 4 --exercise squat --goal strength \
 		--summary-json $(DEMO_OUT)/summary.json
 	@echo "link and loss summary: $(DEMO_OUT)/summary.json"
 
@@ -105,6 +105,7 @@ bench-accuracy: venv $(PARADIGMA_VENV)/.stamp
 
 bench: venv
 	$(PY) bench/bench_engine.py
+	$(PY) bench/bench_link.py
 
 # Two emulated wearables at 1 kHz through the collector with random faults, in real time
 # (SOAK_MINUTES of wall time, default 10); prints losses, RSS, reconnects, resend volume.
@@ -119,7 +120,6 @@ fuzz: venv
 	@$(PY) -c "import atheris" 2>/dev/null || { echo "atheris is missing: it ships wheels for Linux x86_64 only (pip install atheris)" >&2; exit 1; }
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_protocol.py
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) fuzz/fuzz_serial.py
-	$(PY) bench/bench_link.py
 
 lint: venv
 	$(VENV)/bin/ruff check host tests tools firmware

@@ -25,8 +25,13 @@ from tremorlift.collector import CollectConfig, CollectOptions, DeviceChannel, c
 CONN_INTERVAL_MS = 7.5  # what the firmware asks for and the twin's radio uses
 
 
-def _instrument(fleet: Any, collector: Any, fifo_reads: dict[str, list[tuple[float, int, int]]],
-                decoded: dict[str, list[tuple[float, int, int]]], busy_s: dict[str, float]) -> None:
+def _instrument(
+    fleet: Any,
+    collector: Any,
+    fifo_reads: dict[str, list[tuple[float, int, int]]],
+    decoded: dict[str, list[tuple[float, int, int]]],
+    busy_s: dict[str, float],
+) -> None:
     """Wrap the firmware's FIFO reads and the collector's message handling with timers."""
     for w in fleet.wearables:
         app = w.app
@@ -35,8 +40,14 @@ def _instrument(fleet: Any, collector: Any, fifo_reads: dict[str, list[tuple[flo
         log = fifo_reads.setdefault(w.name, [])
         orig_read = imu.read_fifo
 
-        def read_fifo(out: Any, max_samples: int, at: int = 0, orig_read: Any = orig_read,
-                      sampler: Any = sampler, log: list[tuple[float, int, int]] = log) -> int:
+        def read_fifo(
+            out: Any,
+            max_samples: int,
+            at: int = 0,
+            orig_read: Any = orig_read,
+            sampler: Any = sampler,
+            log: list[tuple[float, int, int]] = log,
+        ) -> int:
             first = sampler.next_sample_index
             n = orig_read(out, max_samples, at)
             if n > 0:
@@ -50,7 +61,9 @@ def _instrument(fleet: Any, collector: Any, fifo_reads: dict[str, list[tuple[flo
         orig_flush = ch._flush_feed
         name = ch.label
 
-        def handle(message: bytes, t_mono: float, ch: DeviceChannel = ch, orig: Any = orig_handle) -> None:
+        def handle(
+            message: bytes, t_mono: float, ch: DeviceChannel = ch, orig: Any = orig_handle
+        ) -> None:
             t0 = time.perf_counter()
             orig(message, t_mono)
             now = time.monotonic()
@@ -68,7 +81,9 @@ def _instrument(fleet: Any, collector: Any, fifo_reads: dict[str, list[tuple[flo
         ch._flush_feed = flush  # type: ignore[method-assign]
 
 
-def _latencies_ms(reads: list[tuple[float, int, int]], decoded: list[tuple[float, int, int]]) -> np.ndarray:
+def _latencies_ms(
+    reads: list[tuple[float, int, int]], decoded: list[tuple[float, int, int]]
+) -> np.ndarray:
     """Per sample: decode time - FIFO read time (sample indices restart only on reboot)."""
     read_t: dict[int, float] = {}
     for t, first, n in reads:
@@ -105,8 +120,18 @@ async def _run(scenario: str, seconds: float, odr_hz: int) -> dict[str, Any]:
         summary = await collect(cfg, lambda line: None, None, hook)
     wall = time.monotonic() - marks["t0"]
     cpu = time.process_time() - marks["cpu0"]
-    lat = np.concatenate([_latencies_ms(fifo_reads.get(n, []), decoded.get(n, [])) for n in decoded]) if decoded else np.zeros(0)
-    return {"summary": summary, "latency_ms": lat, "wall_s": wall, "process_cpu_s": cpu, "busy_s": busy_s}
+    lat = (
+        np.concatenate([_latencies_ms(fifo_reads.get(n, []), decoded.get(n, [])) for n in decoded])
+        if decoded
+        else np.zeros(0)
+    )
+    return {
+        "summary": summary,
+        "latency_ms": lat,
+        "wall_s": wall,
+        "process_cpu_s": cpu,
+        "busy_s": busy_s,
+    }
 
 
 def main() -> None:
@@ -118,9 +143,11 @@ def main() -> None:
     r = asyncio.run(_run("squat-5x5", args.seconds, 200))
     lat = r["latency_ms"]
     s = r["summary"]
-    print(f"latency FIFO read -> decoded sample: p50 {np.percentile(lat, 50):.1f} ms, "
-          f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms over {lat.size} samples "
-          f"(goal: p99 < 50 ms + one {CONN_INTERVAL_MS} ms connection interval)")
+    print(
+        f"latency FIFO read -> decoded sample: p50 {np.percentile(lat, 50):.1f} ms, "
+        f"p99 {np.percentile(lat, 99):.1f} ms, max {lat.max():.1f} ms over {lat.size} samples "
+        f"(goal: p99 < 50 ms + one {CONN_INTERVAL_MS} ms connection interval)"
+    )
     print(f"samples lost {s['samples_lost']} of {s['samples_expected']}")
 
     print("== link: two wearables at 1 kHz six-axis, real time ==")
@@ -128,15 +155,23 @@ def main() -> None:
     s = r["summary"]
     lat = r["latency_ms"]
     rate = s["samples_received"] / max(r["wall_s"], 1e-9)
-    print(f"received {s['samples_received']} samples ({rate:.0f} samples/s in all), lost {s['samples_lost']} "
-          f"of {s['samples_expected']}, corrupt frames {s['frames_corrupt']}")
+    print(
+        f"received {s['samples_received']} samples ({rate:.0f} samples/s in all), lost {s['samples_lost']} "
+        f"of {s['samples_expected']}, corrupt frames {s['frames_corrupt']}"
+    )
     if lat.size:
-        print(f"latency at 1 kHz: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms")
+        print(
+            f"latency at 1 kHz: p50 {np.percentile(lat, 50):.1f} ms, p99 {np.percentile(lat, 99):.1f} ms"
+        )
     for name, busy in sorted(r["busy_s"].items()):
-        print(f"collector CPU for {name}: {100 * busy / r['wall_s']:.1f} % of one core "
-              f"(decode, accounting, recording, live analysis)")
-    print(f"whole process (collector + two emulated wearables + two Bumble stacks): "
-          f"{100 * r['process_cpu_s'] / r['wall_s']:.0f} % of one core")
+        print(
+            f"collector CPU for {name}: {100 * busy / r['wall_s']:.1f} % of one core "
+            f"(decode, accounting, recording, live analysis)"
+        )
+    print(
+        f"whole process (collector + two emulated wearables + two Bumble stacks): "
+        f"{100 * r['process_cpu_s'] / r['wall_s']:.0f} % of one core"
+    )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

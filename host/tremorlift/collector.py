@@ -31,8 +31,9 @@ from tremorlift.transport import Link
 
 COMMAND_TIMEOUT_S = 3.0
 RESEND_INTERVAL_S = 0.25  # how often missing frames are looked for
-RESEND_RETRY_S = 1.5  # a range asked for and still missing is asked for again after this
-RESEND_TIMEOUT_S = 0.5  # RESEND is answered at once; a lost answer is not waited for long
+RESEND_RETRY_S = 0.6  # a range asked for and still missing is asked for again after this (a
+# lost answer or resent frame must be asked for again well before the ring lets the frame go)
+RESEND_TIMEOUT_S = 0.3  # RESEND is answered at once; a lost answer is not waited for long
 FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for before STOP
 QUEUE_MAX_MESSAGES = 50_000  # ~8 minutes of frames of one device at 1 kHz
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # between reconnect attempts, then the last one repeats
@@ -264,7 +265,12 @@ class DeviceChannel:
             if exc.kind == "bad_version":  # retrying will not help: say so and give up
                 raise UserError(f"{self.label}: {exc}; this collector speaks protocol {protocol.VERSION}") from exc
             raise
-        if self.want_odr_hz is not None and info.odr_hz != self.want_odr_hz and not self._ever_connected:
+        # A wearable that rebooted has forgotten its configuration (and is not streaming): set
+        # the rate again, as on the first connection.
+        fresh = not self._ever_connected or (
+            self.tracker.boot_id is not None and info.boot_id != self.tracker.boot_id
+        )
+        if self.want_odr_hz is not None and info.odr_hz != self.want_odr_hz and fresh:
             await self.command(protocol.stop())
             resp = await self.checked(
                 protocol.configure(self.want_odr_hz, info.accel_range_g, info.gyro_range_dps, 0)
@@ -760,6 +766,9 @@ class CollectConfig:
     scan_timeout_s: float = 5.0
     options: CollectOptions | None = None
     feedback: Any = None  # tremorlift.feedback.Feedback, or None for no sound
+    # BLE without `devices`: connect only to wearables in the paired-devices file
+    # (tremorlift.pairing). The CLI sets it unless --any is given.
+    paired_only: bool = False
 
 
 async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink) -> list[tuple[str, str]]:
@@ -774,6 +783,10 @@ async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink
                 raise UserError(f"wearable {want} not found (seen: {', '.join(w.name for w in found) or 'none'})")
             targets.append((match.name, match.address))
         return targets
+    if cfg.paired_only:
+        from tremorlift.pairing import only_paired  # noqa: PLC0415
+
+        found = only_paired(found, cfg.simulate)
     if not found:
         raise UserError("no tremorlift wearable found: is it on and advertising? (`tremorlift scan`)")
     for w in found:
@@ -840,12 +853,19 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
             for name, port in targets:
                 collector.add_device(name, lambda ch, port=port: SerialLink(port, ch))
         else:
+            from tremorlift.pairing import link_options  # noqa: PLC0415
             from tremorlift.transport.ble import BleLink  # noqa: PLC0415
 
+            # Pairing per connection (tremorlift.pairing.link_options): a named, unpaired wearable
+            # pairs on connect; twin links pair on demand (the twin's bonds live in its memory).
             for name, address in targets:
                 collector.add_device(
                     name,
-                    lambda ch, address=address: BleLink(address, ch, backend=backend, kind=transport),
+                    lambda ch, address=address, name=name: BleLink(
+                        address, ch, backend=backend, kind=transport,
+                        **link_options(named=bool(cfg.devices), twin=fleet is not None, name=name,
+                                       address=address, emit=emit),
+                    ),  # fmt: skip
                 )
         if cfg.odr_hz is not None:
             for ch in collector.channels:

@@ -450,7 +450,8 @@ def test_gatt_table_and_advertising_match_the_protocol():
     assert [c[0].value for c in chars] == [
         f"7a1f000{i}-4c3b-4e0c-9b5a-2d8e6f1c3a70" for i in (2, 3, 4, 5)
     ]
-    assert flags == [0x10, 0x08 | 0x10, 0x02 | 0x10, 0x02]
+    # Control is write-encrypted by default (config.REQUIRE_ENCRYPTED_CONTROL, 0x1000).
+    assert flags == [0x10, 0x08 | 0x10 | 0x1000, 0x02 | 0x10, 0x02]
     assert ble.buffers[rig.h_control] >= 20
     assert ble._config["mtu"] == 247 and ble._config["gap_name"] == "TL-2B3C"
     interval_us, adv, resp, connectable = ble.adv

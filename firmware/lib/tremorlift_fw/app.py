@@ -66,6 +66,7 @@ class App:
         boot_id=None,
         ring_frames=config.RING_FRAMES,
         imu_sleep_ms=None,
+        bond_store=None,
     ):
         self.i2c = i2c
         self.clock = clock
@@ -100,7 +101,7 @@ class App:
         if ble is not None:
             from .ble import BleLink
 
-            self.ble = BleLink(ble, config.REQUIRE_ENCRYPTED_CONTROL)
+            self.ble = BleLink(ble, config.REQUIRE_ENCRYPTED_CONTROL, bond_store)
         self.serial = None
         if serial is not None:
             from .serial_link import SerialLink
@@ -282,6 +283,11 @@ class App:
             if ble.take_mtu_change():
                 self._update_spf()
                 self._publish_info()
+            if ble.take_security_change():
+                self._status_now = True  # STATUS shows ENCRYPTED as soon as the link has it
+            bonds = ble.bonds
+            if bonds is not None and bonds.dirty:
+                bonds.save()  # new bond keys reach flash here, outside the stack's callback
             if self._resp_len and not self._send_ble_response():
                 pass  # still backed off: commands wait so every one gets its answer in order
             else:
@@ -639,6 +645,7 @@ def main():
 
     from .ble import make_ble
     from .board import Battery, Haptic, Led
+    from .bonds import BondStore
     from .clock import BoardClock
     from .serial_link import UsbSerialPort
 
@@ -671,6 +678,8 @@ def main():
         config.BATTERY_EMPTY_MV,
         config.BATTERY_FULL_MV,
     )
+    bonds = BondStore(config.BOND_FILE, config.BOND_MAX_PEERS)
+    bonds.load()  # before the stack starts: it asks for the stored keys while starting
     app = App(
         i2c=i2c,
         ble=make_ble(),
@@ -682,6 +691,7 @@ def main():
         board_kind=_BOARD_KINDS.get(pins["chip"], BOARD_UNKNOWN),
         machine_reset=machine.reset,
         wdt=machine.WDT(timeout=config.WATCHDOG_TIMEOUT_MS),
+        bond_store=bonds,
     )
     app.begin()
     print(

@@ -6,6 +6,13 @@ emulated ones. The IRQ handler only records what happened into preallocated stat
 `pending`; the application's loop calls process() to act on it (advertise again, hand
 control writes to the command parser). Notifications are sent by the caller through
 notify_data / notify_control / notify_status, which report ENOMEM instead of raising.
+
+Security (docs/protocol.md, 9): the stack is set up for bonding with LE Secure Connections,
+"Just Works" (the wearable has no display or keyboard). With require_encrypted_control the
+control characteristic is registered write-encrypted, so the stack itself answers an
+unpaired central's write with ATT error 0x0F and the firmware never sees it. The bond keys
+the stack asks to keep (_IRQ_SET_SECRET / _IRQ_GET_SECRET) go to the BondStore passed in
+(bonds.py); without one they are refused and bonds last until the next reset.
 """
 
 from micropython import const
@@ -19,6 +26,8 @@ _IRQ_GATTS_WRITE = const(3)
 _IRQ_MTU_EXCHANGED = const(21)
 _IRQ_CONNECTION_UPDATE = const(27)
 _IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
 
 # Characteristic flags (bluetooth.FLAG_*; the WRITE_ENCRYPTED value from the same docs).
 _FLAG_READ = const(0x0002)
@@ -109,12 +118,29 @@ def make_ble():
 
 
 class BleLink:
-    def __init__(self, ble, require_encrypted_control=False):
+    def __init__(self, ble, require_encrypted_control=False, bonds=None):
         import bluetooth
 
         self._ble = ble
+        self.bonds = bonds
+        self.require_encrypted_control = require_encrypted_control
+        self.conn_handle = None
+        self.h_control = -1
+        self.encrypted = False
+        self.bonded = False
+        self.security_changes = 0
+        self._security_changed = False
+        # The handler goes in before the stack starts: NimBLE reads the stored bonds (through
+        # _IRQ_GET_SECRET) while it starts, to resolve bonded peers' private addresses.
+        ble.irq(self._irq)
         ble.active(True)
         ble.config(mtu=config.PREFERRED_MTU)
+        ble.config(
+            bond=True,
+            le_secure=True,
+            mitm=False,
+            io=config.BLE_IO_CAPABILITY,
+        )
         control_flags = _FLAG_WRITE | _FLAG_NOTIFY
         if require_encrypted_control:
             control_flags |= _FLAG_WRITE_ENCRYPTED
@@ -135,9 +161,7 @@ class BleLink:
         self.name = name_from_mac(self.mac)
         ble.config(gap_name=self.name)
         self._adv = adv_payload()
-        self.conn_handle = None
         self.att_mtu = DEFAULT_MTU
-        self.encrypted = False
         self.advertising = False
         self.connects = 0
         self.disconnects = 0
@@ -151,14 +175,21 @@ class BleLink:
         self._cmd_tail = 0  # next slot next_command() reads
         self.command = self._cmd[0]
         self.commands_dropped = 0
-        ble.irq(self._irq)
 
     # --- IRQ side: record only ---------------------------------------------------------
     def _irq(self, event, data):
+        # The two key-store events answer the stack directly (and touch no loop state).
+        if event == _IRQ_GET_SECRET:
+            bonds = self.bonds
+            return None if bonds is None else bonds.get(data[0], data[1], data[2])
+        if event == _IRQ_SET_SECRET:
+            bonds = self.bonds
+            return False if bonds is None else bonds.set(data[0], data[1], data[2])
         if event == _IRQ_CENTRAL_CONNECT:
             self.conn_handle = data[0]
             self.att_mtu = DEFAULT_MTU
             self.encrypted = False
+            self.bonded = False
             self.advertising = False
             self.connects += 1
             self._connected_changed = True
@@ -167,6 +198,7 @@ class BleLink:
                 self.conn_handle = None
                 self.att_mtu = DEFAULT_MTU
                 self.encrypted = False
+                self.bonded = False
             self.disconnects += 1
             self._connected_changed = True
         elif event == _IRQ_GATTS_WRITE:
@@ -177,9 +209,14 @@ class BleLink:
                 self.att_mtu = data[1]
                 self._mtu_changed = True
         elif event == _IRQ_ENCRYPTION_UPDATE:
+            # (conn_handle, encrypted, authenticated, bonded, key_size)
             if data[0] == self.conn_handle:
                 self.encrypted = bool(data[1])
+                self.bonded = bool(data[3])
+                self.security_changes += 1
+                self._security_changed = True
         self.pending = True
+        return None
 
     def _record_command(self, value):
         # The stack keeps only the last written value, so each write is copied out now.
@@ -200,6 +237,11 @@ class BleLink:
     def take_connection_change(self):
         changed = self._connected_changed
         self._connected_changed = False
+        return changed
+
+    def take_security_change(self):
+        changed = self._security_changed
+        self._security_changed = False
         return changed
 
     def take_mtu_change(self):

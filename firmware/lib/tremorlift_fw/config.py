@@ -132,4 +132,13 @@ SAFE_MODE_WINDOW_MS = const(1500)
 # --- Security ----------------------------------------------------------------
 # When True the control characteristic is registered write-encrypted: the BLE
 # stack refuses writes from a central that has not paired (docs/protocol.md, 9).
-REQUIRE_ENCRYPTED_CONTROL = False
+# Status, info and advertising stay readable by anyone.
+REQUIRE_ENCRYPTED_CONTROL = True
+# Pairing: LE Secure Connections, bonding, "Just Works" (the wearable has no
+# display or keyboard: io capability 3 = NoInputNoOutput in MicroPython's list).
+BLE_IO_CAPABILITY = const(3)
+# Bond keys are kept on the board's flash in this file (loaded at start, written
+# after a pairing), so a paired laptop re-encrypts after the wearable reboots.
+BOND_FILE = "/bonds.bin"
+# Laptops or phones remembered at most; pairing one more forgets the oldest.
+BOND_MAX_PEERS = const(4)

@@ -24,7 +24,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "digital twin with --simulate), record every frame to a session file and analyse live.",
     )
     p.add_argument("--device", action="append", default=[], metavar="NAME|ADDR",
-                   help="wearable to use (repeat for two); default: every wearable found")
+                   help="wearable to use (repeat for two; one not paired yet is paired on connect); "
+                   "default: every paired wearable found (see `tremorlift pair`)")
+    p.add_argument("--any", action="store_true",
+                   help="without --device: use every wearable in range, paired or not")
+    p.add_argument("--scan-timeout", type=float, default=5.0, metavar="S",
+                   help="look for wearables for S seconds before connecting (default 5)")
     p.add_argument("--serial", nargs="?", const="twin", metavar="PORT",
                    help="use USB serial on PORT instead of BLE (with --simulate: the twin's serial port)")
     p.add_argument("--simulate", metavar="SCENARIO", help="collect from the digital twin playing SCENARIO")
@@ -64,6 +69,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--duration must be positive, got {args.duration:g}")
     if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
         raise UserError(f"--vl-threshold must be between 1 and 80 %, got {args.vl_threshold:g}")
+    if not 0.5 <= args.scan_timeout <= 120:
+        raise UserError(f"--scan-timeout must be between 0.5 and 120 s, got {args.scan_timeout:g}")
     if args.rate is not None and args.rate not in (100, 200, 400, 1000):
         raise UserError(f"--rate must be 100, 200, 400 or 1000 Hz, got {args.rate}")
     if args.session is not None:
@@ -82,6 +89,12 @@ def _validate(args: argparse.Namespace) -> None:
         from tremorlift.twin.faults import check_faults, parse_inject
 
         check_faults(parse_inject(args.inject), serial=args.serial is not None)
+    if args.serial is None and not args.device and not args.any:
+        # BLE takes only the user's own wearables: say how to pair before scanning for nothing.
+        from tremorlift.pairing import load_paired, no_paired_message
+
+        if not load_paired():
+            raise UserError(no_paired_message(args.simulate))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         summary_json=None if args.summary_json == "-" else args.summary_json,
         ui=not args.no_ui, options=options,
         feedback=Feedback(haptic=False, sound=settings.sound, speech=settings.speech),
+        paired_only=not args.any, scan_timeout_s=args.scan_timeout,
     )  # fmt: skip
     use_dashboard = cfg.ui and sys.stdout.isatty()
     ui = Dashboard() if use_dashboard else EventPrinter()
@@ -133,6 +147,14 @@ def run(args: argparse.Namespace) -> int:
         f"received, {lost} lost, {summary['frames_corrupt']} corrupt frames, {summary['reconnects']} reconnects "
         f"in {summary['duration_s']:.1f} s"
     )
+    if summary.get("injected"):
+        rec = summary["recovery"]
+        print(
+            f"injected {', '.join(i['fault'] for i in summary['injected'])}: "
+            f"{rec['samples_recovered_by_resend']} samples recovered by resend, "
+            f"{rec['samples_lost_in_transit']} lost in transit, {rec['samples_lost_on_device']} lost on "
+            f"the device, {rec['reboots_seen']} reboots seen"
+        )
     print(f"session recorded to {summary['session']}")
     try:
         register_session(summary["session"])

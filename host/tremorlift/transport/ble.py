@@ -2,19 +2,26 @@
 
 The same code talks to a real wearable (bleak's platform backend) and to the digital twin
 (pass the twin's bleak backend class as ``backend``): choosing the twin is one argument.
+
+Pairing (docs/protocol.md, 9): the wearable's control characteristic needs an encrypted,
+bonded link. ``BleLink.pair()`` runs bleak's ``pair()`` (LE Secure Connections, "Just Works"
+on the wearable's side); the operating system keeps the bond (BlueZ, CoreBluetooth, WinRT)
+and re-encrypts on later connections. A command refused for want of encryption raises
+``PairingRequired`` (a one-line ``UserError`` naming ``tremorlift pair``), unless the link was
+made with ``pair_on_demand``, in which case it pairs and sends the command again once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
-from bleak.exc import BleakError
+from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
 
 from tremorlift.errors import UserError
 from tremorlift.transport import MessageSink
@@ -27,6 +34,32 @@ STATUS_UUID = "7a1f0004-4c3b-4e0c-9b5a-2d8e6f1c3a70"
 INFO_UUID = "7a1f0005-4c3b-4e0c-9b5a-2d8e6f1c3a70"
 NAME_PREFIX = "TL-"
 MANUFACTURER_ID = 0xFFFF
+# ATT errors that mean "pair first": Insufficient Authentication, Insufficient Encryption Key
+# Size, Insufficient Encryption (Bluetooth Core, Vol 3, Part F, 3.4.1.1).
+ATT_SECURITY_ERRORS = frozenset((0x05, 0x0C, 0x0F))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BleakGATTProtocolError):
+        code = int(exc.code)
+        name = getattr(exc.code, "name", "")
+        return f"ATT error 0x{code:02X} {name.replace('_', ' ').lower()}".rstrip()
+    return str(exc) or type(exc).__name__
+
+
+class PairingRequired(UserError):
+    """The wearable refused a command because the link is not encrypted with a bond."""
+
+
+def is_security_refusal(exc: BaseException) -> bool:
+    """True when a failed GATT operation was refused for want of pairing/encryption."""
+    if isinstance(exc, BleakGATTProtocolError):
+        return int(exc.code) in ATT_SECURITY_ERRORS
+    if isinstance(exc, BleakDBusError):
+        # BlueZ reports these as org.bluez.Error.NotPermitted "Not paired" (or NotAuthorized).
+        text = f"{exc.dbus_error} {exc.dbus_error_details or ''}".lower()
+        return "not paired" in text or "notauthorized" in text or "authentication" in text
+    return False
 
 
 @dataclass(frozen=True)
@@ -104,16 +137,30 @@ class BleLink:
         backend: type | None = None,
         kind: str = "ble",
         connect_timeout_s: float = 15.0,
+        pair: bool = False,
+        pair_on_demand: bool = False,
+        on_paired: Callable[[BleLink], None] | None = None,
+        name: str | None = None,
     ) -> None:
+        """``pair``: pair right after connecting (before subscribing). ``pair_on_demand``: pair
+        when a command is refused for want of encryption, then send it again (once per
+        connection). ``on_paired(link)`` runs after every successful pairing."""
         self._target = target
         self._sink = sink
         self._backend = backend
         self.kind = kind
         self._timeout_s = connect_timeout_s
+        self._pair_on_connect = pair
+        self._pair_on_demand = pair_on_demand
+        self._on_paired = on_paired
         self._client: BleakClient | None = None
         self._closing = False
+        self.paired_here = False  # this connection ran pair() successfully
+        self.pairings = 0  # pair() runs that succeeded, over every open()
         self.address = target.address if isinstance(target, BLEDevice) else target
-        self.name = (target.name or self.address) if isinstance(target, BLEDevice) else target
+        self.name = name or (
+            (target.name or self.address) if isinstance(target, BLEDevice) else target
+        )
 
     def _on_notify(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
         self._sink.on_message(bytes(data), time.monotonic())
@@ -128,18 +175,38 @@ class BleLink:
         if self._backend is not None:
             kwargs["backend"] = self._backend
         client = BleakClient(self._target, self._on_disconnected, **kwargs)
+        self.paired_here = False
         try:
             await client.connect()
+            self._client = client
+            if self._pair_on_connect:
+                await self._pair(client)
             for uuid in (CONTROL_UUID, STATUS_UUID, DATA_UUID):
                 await client.start_notify(uuid, self._on_notify)
-        except (BleakError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, BleakError, OSError) as exc:
             self._closing = True
+            self._client = None
             try:
                 await client.disconnect()
-            except (BleakError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, BleakError, OSError):
                 pass
             raise ConnectionError(f"{self.name}: could not connect: {exc}") from exc
-        self._client = client
+
+    async def _pair(self, client: BleakClient) -> None:
+        try:
+            await client.pair()
+        except (TimeoutError, BleakError, OSError) as exc:
+            raise ConnectionError(f"{self.name}: pairing failed: {exc}") from exc
+        self.paired_here = True
+        self.pairings += 1
+        if self._on_paired is not None:
+            self._on_paired(self)
+
+    async def pair(self) -> None:
+        """Pair (and bond) with the connected wearable; ``ConnectionError`` if it fails."""
+        if self._client is None or not self._client.is_connected:
+            raise ConnectionError(f"{self.name}: not connected")
+        await self._pair(self._client)
 
     @property
     def att_mtu(self) -> int | None:
@@ -150,16 +217,40 @@ class BleLink:
             raise ConnectionError(f"{self.name}: not connected")
         try:
             return bytes(await self._client.read_gatt_char(INFO_UUID))
-        except (BleakError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, BleakError, OSError) as exc:
             raise ConnectionError(f"{self.name}: reading INFO failed: {exc}") from exc
 
-    async def send_command(self, command: bytes) -> None:
-        if self._client is None or not self._client.is_connected:
+    async def read_status(self) -> bytes:
+        """The STATUS characteristic's value, read directly (open to any central)."""
+        if self._client is None:
             raise ConnectionError(f"{self.name}: not connected")
         try:
-            await self._client.write_gatt_char(CONTROL_UUID, command, response=True)
-        except (BleakError, asyncio.TimeoutError, OSError) as exc:
-            raise ConnectionError(f"{self.name}: command write failed: {exc}") from exc
+            return bytes(await self._client.read_gatt_char(STATUS_UUID))
+        except (TimeoutError, BleakError, OSError) as exc:
+            raise ConnectionError(f"{self.name}: reading STATUS failed: {exc}") from exc
+
+    async def send_command(self, command: bytes) -> None:
+        client = self._client
+        if client is None or not client.is_connected:
+            raise ConnectionError(f"{self.name}: not connected")
+        try:
+            await client.write_gatt_char(CONTROL_UUID, command, response=True)
+            return
+        except (TimeoutError, BleakError, OSError) as exc:
+            if not is_security_refusal(exc):
+                raise ConnectionError(f"{self.name}: command write failed: {exc}") from exc
+            if not self._pair_on_demand or self.paired_here:
+                raise PairingRequired(
+                    f"{self.name}: the wearable refused a command because the link is not "
+                    f"encrypted ({_describe(exc)}); pair it first: tremorlift pair --device {self.name}"
+                ) from exc
+        await self._pair(client)
+        try:
+            await client.write_gatt_char(CONTROL_UUID, command, response=True)
+        except (TimeoutError, BleakError, OSError) as exc:
+            raise ConnectionError(
+                f"{self.name}: command write failed after pairing: {exc}"
+            ) from exc
 
     async def close(self) -> None:
         self._closing = True
@@ -167,5 +258,5 @@ class BleLink:
         if client is not None:
             try:
                 await client.disconnect()
-            except (BleakError, asyncio.TimeoutError, OSError):
+            except (TimeoutError, BleakError, OSError):
                 pass

@@ -163,11 +163,20 @@ class PtySerial:
         os.set_blocking(self.master_fd, False)
         self.slave_path = os.ttyname(self._slave_fd)
         self.corrupt_probability = 0.0  # fault injection: bytes damaged on the wire
+        self.corrupt_message_probability = 0.0  # fault injection: messages with one bit flipped
         self._rng: Any = None
         self.bytes_written = 0
 
     def write(self, buf: Any) -> int:
         data = bytes(buf)
+        if self.corrupt_message_probability > 0.0 and data:
+            import random
+
+            self._rng = self._rng or random.Random(7)
+            if self._rng.random() < self.corrupt_message_probability:
+                damaged = bytearray(data)
+                damaged[self._rng.randrange(len(damaged))] ^= 1 << self._rng.randrange(8)
+                data = bytes(damaged)
         if self.corrupt_probability > 0.0:
             import random
 
@@ -301,7 +310,7 @@ class TwinWearable:
             await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
         if self.ble is not None:
-            for conn in list(self.ble.connections()):
+            for conn in list(self.ble.connections):
                 self.ble.gap_disconnect(conn)
             await self.ble.settle()
             self.ble.active(False)
@@ -360,6 +369,8 @@ class TwinFleet:
     async def start(self) -> None:
         # The ground truth and the scenario's length come from one render; the sources
         # render again at the chip's rate when the firmware configures it.
+        # The firmware imports `bluetooth` from sys.modules; what was there is put back on close.
+        self._saved_bluetooth = sys.modules.get("bluetooth")
         sc = await asyncio.to_thread(generate, self.scenario, self.seed, imu=self.imu, short=self.short)
         self.duration_s = max(float(d.t_s[-1]) for d in sc.devices)
         self.truth = [d.truth for d in sc.devices]
@@ -388,3 +399,8 @@ class TwinFleet:
                 w.serial.close()
         if self.radio is not None:
             await self.radio.close()
+        saved = getattr(self, "_saved_bluetooth", None)
+        if saved is not None:
+            sys.modules["bluetooth"] = saved
+        else:
+            sys.modules.pop("bluetooth", None)

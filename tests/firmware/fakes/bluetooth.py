@@ -2,7 +2,10 @@
 
 Portable (CPython and MicroPython). BLE records what the firmware does (GATT table,
 advertising, values, notifications) and has test-side methods that play the central:
-connect(), exchange_mtu(), write_control(), encrypt(), disconnect(). Notifications are
+connect(), exchange_mtu(), write_control(), encrypt(), disconnect(), and raises the key-store
+events the stack would (get_secret(), set_secret()). Like the stack, write_control() refuses a
+write to a write-encrypted characteristic on a link that is not encrypted (ATT error 0x0F,
+no IRQ). Notifications are
 copied into a preallocated capture area without allocating, so the MicroPython hot-path test
 can run with the heap locked; enomem_next(n) makes the next n notifications fail with
 OSError(ENOMEM) like NimBLE when its buffers are full.
@@ -13,6 +16,8 @@ FLAG_WRITE_NO_RESPONSE = 0x0004
 FLAG_WRITE = 0x0008
 FLAG_NOTIFY = 0x0010
 FLAG_INDICATE = 0x0020
+_FLAG_WRITE_ENCRYPTED = 0x1000
+_ATT_INSUFFICIENT_ENCRYPTION = 0x0F
 
 _ENOMEM = 12
 _CAPTURE_SLOTS = 512
@@ -46,6 +51,9 @@ class BLE:
         self.adv = None  # (interval_us, adv_data, resp_data, connectable)
         self.adv_count = 0
         self.conn_handle = None
+        self.encrypted = False
+        self.refused_writes = 0
+        self.flags_of = {}  # value handle -> characteristic flags
         self.disconnect_requests = 0
         self._enomem = 0
         self._enomem_exc = OSError(_ENOMEM, "ENOMEM")  # raised as is: no allocation in notify
@@ -84,6 +92,7 @@ class BLE:
                 handle += 1  # declaration
                 handles.append(handle)
                 self.handles[char_uuid.value] = (handle, flags)
+                self.flags_of[handle] = flags
                 self.values[handle] = b""
                 self.buffers[handle] = 20
                 handle += 1
@@ -138,24 +147,42 @@ class BLE:
 
     def connect(self, conn_handle=64, addr=b"\x11\x22\x33\x44\x55\x66"):
         self.conn_handle = conn_handle
+        self.encrypted = False
         self.adv = None
         self._irq(1, (conn_handle, 0, addr))
 
     def disconnect(self):
         conn = self.conn_handle
         self.conn_handle = None
+        self.encrypted = False
         self._irq(2, (conn, 0, b"\x11\x22\x33\x44\x55\x66"))
 
     def exchange_mtu(self, mtu):
         self._irq(21, (self.conn_handle, mtu))
 
-    def encrypt(self, encrypted=True):
-        self._irq(28, (self.conn_handle, encrypted, False, False, 16))
+    def encrypt(self, encrypted=True, bonded=True):
+        self.encrypted = bool(encrypted)
+        self._irq(28, (self.conn_handle, encrypted, False, bonded and encrypted, 16))
 
     def write_control(self, handle, data):
+        """A client write: 0 when accepted, else the ATT error the stack answered."""
+        if self.flags_of.get(handle, 0) & _FLAG_WRITE_ENCRYPTED and not self.encrypted:
+            self.refused_writes += 1
+            return _ATT_INSUFFICIENT_ENCRYPTION
         limit = self.buffers[handle]
         self.values[handle] = bytes(data[:limit])  # a new write replaces the value
         self._irq(3, (self.conn_handle, handle))
+        return 0
+
+    def set_secret(self, sec_type, key, value):
+        """The stack asks to store (value None: delete) a key; returns the handler's answer."""
+        return self._irq(
+            30, (sec_type, memoryview(key), None if value is None else memoryview(value))
+        )
+
+    def get_secret(self, sec_type, index, key=None):
+        """The stack asks for a stored key (key None: the index'th of sec_type)."""
+        return self._irq(29, (sec_type, index, None if key is None else memoryview(key)))
 
     def enomem_next(self, n):
         self._enomem = n

@@ -65,6 +65,7 @@ class Rig:
         source=None,
         boot_id=0x1234,
         battery_mv=3900,
+        bond_store=None,
     ):
         self.clock = machine_emulation.ManualClock(start_us)
         machine_emulation.set_clock(self.clock)
@@ -108,6 +109,7 @@ class Rig:
             boot_id=boot_id,
             ring_frames=ring_frames,
             imu_sleep_ms=no_sleep,
+            bond_store=bond_store,
         )
         self.app.begin()
         if self.ble is not None:
@@ -139,10 +141,13 @@ class Rig:
             self.step(dt_ms)
         self.collect()
 
-    def connect(self, mtu=247):
+    def connect(self, mtu=247, encrypt=True):
+        """A central connects (by default one that has paired: the link is encrypted)."""
         self.ble.connect()
         if mtu:
             self.ble.exchange_mtu(mtu)
+        if encrypt:
+            self.ble.encrypt(True)
         self.app.service()
 
     def collect(self):
