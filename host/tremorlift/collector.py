@@ -139,7 +139,7 @@ class DeviceChannel:
         try:
             await link.send_command(command)
             return await asyncio.wait_for(fut, timeout_s)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise CommandError(
                 f"{self.label}: no answer to {protocol.OPCODE_NAMES.get(opcode, opcode)}"
             ) from exc
@@ -540,7 +540,7 @@ class DeviceChannel:
 async def _wait_either(event: asyncio.Event, timeout_s: float) -> None:
     try:
         await asyncio.wait_for(event.wait(), timeout_s)
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         pass
 
 

@@ -7,7 +7,6 @@ import asyncio
 
 import numpy as np
 import pytest
-
 from tremorlift.collector import CollectConfig, CollectOptions, collect
 from tremorlift.session import SessionReader
 

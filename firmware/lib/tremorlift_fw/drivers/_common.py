@@ -13,9 +13,9 @@ exactly uniform, needs only integer arithmetic, and the chip's low-pass (set bel
 keeps the interpolation error small (gain cos(pi f / 1 kHz): 0.9995 at 10 Hz).
 """
 
-from micropython import const
-
 import time
+
+from micropython import const
 
 
 def _time_sleep_ms(ms):
