@@ -113,7 +113,9 @@ class DeviceChannel:
         self.alert_to_buzz_ms: list[float] = []
         # (first feed time, last feed time, session time received) of recent frames fed, to
         # find when the collector got the sample an alert refers to (feed time is device time).
-        self._fed_frames: collections.deque[tuple[float, float, float]] = collections.deque(maxlen=4000)
+        self._fed_frames: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=4000
+        )
 
     # ---------------------------------------------------------------- link callbacks
     def on_message(self, message: bytes, host_time_s: float) -> None:
@@ -126,7 +128,9 @@ class DeviceChannel:
         self._lost.set()
 
     # ---------------------------------------------------------------- commands
-    async def command(self, command: bytes, timeout_s: float = COMMAND_TIMEOUT_S) -> protocol.Response:
+    async def command(
+        self, command: bytes, timeout_s: float = COMMAND_TIMEOUT_S
+    ) -> protocol.Response:
         """Send a command and wait for its RESPONSE (matched by opcode and token)."""
         link = self.link
         if link is None:
@@ -169,7 +173,9 @@ class DeviceChannel:
                 return None
         return None
 
-    async def buzz(self, pattern: int, intensity_pct: int = 100, *, since_s: float | None = None) -> None:
+    async def buzz(
+        self, pattern: int, intensity_pct: int = 100, *, since_s: float | None = None
+    ) -> None:
         """Haptic pattern on the wearable (best effort: a lost link must not stop the set).
 
         ``since_s`` is the session time at which the collector received the sample that ended
@@ -207,7 +213,9 @@ class DeviceChannel:
                     continue
                 attempt = 0
                 self.stats.state = "streaming"
-                self.collector.emit(f"{self.label}: streaming at {self.info.odr_hz if self.info else '?'} Hz")
+                self.collector.emit(
+                    f"{self.label}: streaming at {self.info.odr_hz if self.info else '?'} Hz"
+                )
                 stop_wait = asyncio.create_task(stop.wait())
                 lost_wait = asyncio.create_task(self._lost.wait())
                 await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -263,7 +271,9 @@ class DeviceChannel:
             info = protocol.decode_info(raw)
         except protocol.ProtocolError as exc:
             if exc.kind == "bad_version":  # retrying will not help: say so and give up
-                raise UserError(f"{self.label}: {exc}; this collector speaks protocol {protocol.VERSION}") from exc
+                raise UserError(
+                    f"{self.label}: {exc}; this collector speaks protocol {protocol.VERSION}"
+                ) from exc
             raise
         # A wearable that rebooted has forgotten its configuration (and is not streaming): set
         # the rate again, as on the first connection.
@@ -353,7 +363,9 @@ class DeviceChannel:
                 # The link survived the reset (serial): handshake again to restart the stream.
                 self._lost.set()
         if self.device_id is not None:
-            self.collector.session.add_status(self.device_id, message, boot=self.tracker.boot, host_s=host_s)
+            self.collector.session.add_status(
+                self.device_id, message, boot=self.tracker.boot, host_s=host_s
+            )
         if status.battery_mv:
             self.stats.battery_mv = status.battery_mv
             self.stats.battery_pct = battery_pct(status.battery_mv)
@@ -370,7 +382,9 @@ class DeviceChannel:
             self.collector.emit(f"{self.label}: sample index restarted: the wearable rebooted")
             self._record_event("reboot", {"boot": outcome.boot})
         if self.device_id is not None:
-            self.collector.session.add_frame(self.device_id, message, boot=outcome.boot, host_s=host_s)
+            self.collector.session.add_frame(
+                self.device_id, message, boot=outcome.boot, host_s=host_s
+            )
         if frame.resent:
             self.stats.frames_resent += 1
             self.samples_resent += frame.n_samples
@@ -427,7 +441,11 @@ class DeviceChannel:
     async def _resend_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(RESEND_INTERVAL_S)
-            if not self.collector.options.resend or self.link is None or self.stats.state != "streaming":
+            if (
+                not self.collector.options.resend
+                or self.link is None
+                or self.stats.state != "streaming"
+            ):
                 continue
             now = time.monotonic()
             for first_seq, count in self._resendable(self.tracker.missing_seq_ranges()):
@@ -477,7 +495,9 @@ class DeviceChannel:
         deadline = time.monotonic() + FINAL_RESEND_S
         gone: set[tuple[int, int]] = set()  # answered NOT_AVAILABLE: out of the ring for good
         while time.monotonic() < deadline and not self._lost.is_set():
-            missing = [r for r in self._resendable(self.tracker.missing_seq_ranges()) if r not in gone]
+            missing = [
+                r for r in self._resendable(self.tracker.missing_seq_ranges()) if r not in gone
+            ]
             if not missing:
                 return
             for first_seq, count in missing:
@@ -506,7 +526,9 @@ class DeviceChannel:
         s.frames_received = t.frames_received
         s.duplicates = t.duplicates
         s.frames_corrupt = (
-            self.frames_corrupt + self._corrupt_closed_links + getattr(self.link, "frames_corrupt", 0)
+            self.frames_corrupt
+            + self._corrupt_closed_links
+            + getattr(self.link, "frames_corrupt", 0)
         )
         if self.info is not None and t.boot >= 0:
             segs = t.segments()
@@ -572,7 +594,9 @@ class Collector:
         if options.goal or options.vl_threshold_pct is not None:
             from tremorlift.analysis import alerts as vl_alerts
 
-            self.state.vl_threshold_pct = vl_alerts.threshold_pct(options.goal, options.vl_threshold_pct)
+            self.state.vl_threshold_pct = vl_alerts.threshold_pct(
+                options.goal, options.vl_threshold_pct
+            )
 
     def add_device(self, label: str, make_link: LinkFactory) -> DeviceChannel:
         ch = DeviceChannel(self, label, make_link, self.transport)
@@ -645,7 +669,9 @@ class Collector:
             self._alert_tasks.add(task)
             task.add_done_callback(self._alert_tasks.discard)
         if self.feedback is not None:
-            self.feedback.deliver({"level": alert.level, "kind": alert.kind, "message": alert.message})
+            self.feedback.deliver(
+                {"level": alert.level, "kind": alert.kind, "message": alert.message}
+            )
 
     # ---------------------------------------------------------------- running
     def snapshot(self) -> LiveState:
@@ -657,8 +683,13 @@ class Collector:
         """Run until ``options.duration_s`` passes or ``stop_event`` is set; return the summary."""
         if not self.channels:
             raise UserError("no wearable to collect from")
-        tasks = [asyncio.create_task(ch.run(self.stop_event), name=f"device {ch.label}") for ch in self.channels]
-        deadline = None if self.options.duration_s is None else self._t_start + self.options.duration_s
+        tasks = [
+            asyncio.create_task(ch.run(self.stop_event), name=f"device {ch.label}")
+            for ch in self.channels
+        ]
+        deadline = (
+            None if self.options.duration_s is None else self._t_start + self.options.duration_s
+        )
         next_stats = time.monotonic() + STATS_INTERVAL_S
         try:
             while not self.stop_event.is_set():
@@ -692,7 +723,9 @@ class Collector:
                 results.append(r)
                 self.session.add_analysis("live", r, device=ch.device_id)
         if len(results) == 2:
-            rows, asym_alerts = compare_limbs(results[0]["name"], results[0], results[1]["name"], results[1])
+            rows, asym_alerts = compare_limbs(
+                results[0]["name"], results[0], results[1]["name"], results[1]
+            )
             self.session.add_analysis("asymmetry", {"rows": rows, "alerts": asym_alerts})
         summary = self.summary()
         for ch in self.channels:
@@ -771,16 +804,22 @@ class CollectConfig:
     paired_only: bool = False
 
 
-async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink) -> list[tuple[str, str]]:
+async def _ble_targets(
+    cfg: CollectConfig, backend: type | None, emit: EventSink
+) -> list[tuple[str, str]]:
     from tremorlift.transport import ble  # noqa: PLC0415 - bleak is only imported when used
 
     found = await ble.scan(cfg.scan_timeout_s, backend=backend)
     if cfg.devices:
         targets = []
         for want in cfg.devices:
-            match = next((w for w in found if want.upper() in (w.name.upper(), w.address.upper())), None)
+            match = next(
+                (w for w in found if want.upper() in (w.name.upper(), w.address.upper())), None
+            )
             if match is None:
-                raise UserError(f"wearable {want} not found (seen: {', '.join(w.name for w in found) or 'none'})")
+                raise UserError(
+                    f"wearable {want} not found (seen: {', '.join(w.name for w in found) or 'none'})"
+                )
             targets.append((match.name, match.address))
         return targets
     if cfg.paired_only:
@@ -788,7 +827,9 @@ async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink
 
         found = only_paired(found, cfg.simulate)
     if not found:
-        raise UserError("no tremorlift wearable found: is it on and advertising? (`tremorlift scan`)")
+        raise UserError(
+            "no tremorlift wearable found: is it on and advertising? (`tremorlift scan`)"
+        )
     for w in found:
         emit(f"found {w.name} ({w.address}, {w.rssi_dbm} dBm)")
     return [(w.name, w.address) for w in found]
@@ -797,7 +838,9 @@ async def _ble_targets(cfg: CollectConfig, backend: type | None, emit: EventSink
 Hook = Callable[["Collector", Any], Awaitable[None]]
 
 
-async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hook | None = None) -> dict[str, Any]:
+async def collect(
+    cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hook | None = None
+) -> dict[str, Any]:
     """Run ``tremorlift collect``: returns the summary (also written to ``cfg.summary_json``).
 
     ``hook(collector, fleet)`` runs as a task beside the session (``fleet`` is the twin or
@@ -825,7 +868,11 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
         # Find the wearables before anything is created, so a failed scan leaves no empty file.
         if cfg.serial is not None:
             transport = "serial-twin" if fleet is not None else "serial"
-            ports = [w.serial.slave_path for w in fleet.wearables if w.serial] if fleet else [cfg.serial]
+            ports = (
+                [w.serial.slave_path for w in fleet.wearables if w.serial]
+                if fleet
+                else [cfg.serial]
+            )
             targets = [(port, port) for port in ports]
         else:
             transport = "ble-twin" if fleet is not None else "ble"
@@ -844,7 +891,11 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
         raise
     try:
         collector = Collector(
-            session, options, transport=transport, emit=emit, on_alert=getattr(ui, "on_alert", None),
+            session,
+            options,
+            transport=transport,
+            emit=emit,
+            on_alert=getattr(ui, "on_alert", None),
             feedback=cfg.feedback,
         )
         if cfg.serial is not None:
@@ -862,9 +913,17 @@ async def collect(cfg: CollectConfig, emit: EventSink, ui: Any = None, hook: Hoo
                 collector.add_device(
                     name,
                     lambda ch, address=address, name=name: BleLink(
-                        address, ch, backend=backend, kind=transport,
-                        **link_options(named=bool(cfg.devices), twin=fleet is not None, name=name,
-                                       address=address, emit=emit),
+                        address,
+                        ch,
+                        backend=backend,
+                        kind=transport,
+                        **link_options(
+                            named=bool(cfg.devices),
+                            twin=fleet is not None,
+                            name=name,
+                            address=address,
+                            emit=emit,
+                        ),
                     ),  # fmt: skip
                 )
         if cfg.odr_hz is not None:

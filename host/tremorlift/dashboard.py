@@ -36,7 +36,17 @@ def render(state: LiveState) -> Group:
     """Build the dashboard for one snapshot (pure: used by tests too)."""
     links = Table(title="Wearables", expand=True)
     # "missing": samples not (yet) received; resends fill most of them while the set goes on.
-    for col in ("device", "link", "state", "rate", "received", "missing", "corrupt", "reconn.", "battery"):
+    for col in (
+        "device",
+        "link",
+        "state",
+        "rate",
+        "received",
+        "missing",
+        "corrupt",
+        "reconn.",
+        "battery",
+    ):
         links.add_column(col)
     for d in state.devices:
         lost_style = "red" if d.samples_lost else "green"
@@ -68,7 +78,9 @@ def render(state: LiveState) -> Group:
         vl += f"  (stop at {state.vl_threshold_pct:.0f} %)"
     lift.add_row("velocity loss", vl)
     rms = state.tremor_rms_mps2 or 0.0
-    tremor = f"|{_meter(rms / TREMOR_FULL_SCALE_MPS2)}| {_fmt(state.tremor_rms_mps2, '.3f', ' m/s2')}"
+    tremor = (
+        f"|{_meter(rms / TREMOR_FULL_SCALE_MPS2)}| {_fmt(state.tremor_rms_mps2, '.3f', ' m/s2')}"
+    )
     if state.tremor_peak_hz is not None:
         tremor += f" at {state.tremor_peak_hz:.1f} Hz"
     if state.tremor_cause:
@@ -78,12 +90,18 @@ def render(state: LiveState) -> Group:
     parts: list = [links, Panel(lift, title=f"Session {state.elapsed_s:6.1f} s")]
     latest = state.alerts[-1] if state.alerts else None
     if latest is not None and latest.level in ("warn", "stop"):
-        parts.append(Panel(Text(latest.message, style=_LEVEL_STYLE[latest.level], justify="center"),
-                           title=latest.level.upper()))
+        parts.append(
+            Panel(
+                Text(latest.message, style=_LEVEL_STYLE[latest.level], justify="center"),
+                title=latest.level.upper(),
+            )
+        )
     if state.alerts:
         log = Table.grid(padding=(0, 1))
         for a in state.alerts[-5:]:
-            log.add_row(f"{a.t_s:7.1f} s", Text(a.level, style=_LEVEL_STYLE.get(a.level, "")), a.message)
+            log.add_row(
+                f"{a.t_s:7.1f} s", Text(a.level, style=_LEVEL_STYLE.get(a.level, "")), a.message
+            )
         parts.append(Panel(log, title="Alerts"))
     if state.session_path:
         parts.append(Text(f"recording to {state.session_path}", style="dim"))

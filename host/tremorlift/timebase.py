@@ -63,7 +63,9 @@ def unwrap_tick_near(tick_us: int, expected_us: float, wrap_us: int = TICK_WRAP_
 # ============================================================================ line fits
 
 
-def _lower_support_line(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> tuple[float, float] | None:
+def _lower_support_line(
+    x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> tuple[float, float] | None:
     """(slope, intercept) of the line under every point (x sorted, distinct) that minimises the
     summed residual: the lower convex hull's edge that spans the mean of x."""
     hull: list[int] = []

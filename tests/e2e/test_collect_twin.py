@@ -22,8 +22,17 @@ def _run(tmp_path, hook=None, **kw):
     lines: list[str] = []
     summary = asyncio.run(collect(cfg, lines.append, None, hook))
     # On failure, say where samples went: device-side FIFO gaps, host queue, link.
-    keys = ("samples_lost", "samples_lost_on_device", "fifo_overflows", "frames_resent", "resend_requests",
-            "lost_ranges", "host_queue_overflows", "disconnects", "reconnects")
+    keys = (
+        "samples_lost",
+        "samples_lost_on_device",
+        "fifo_overflows",
+        "frames_resent",
+        "resend_requests",
+        "lost_ranges",
+        "host_queue_overflows",
+        "disconnects",
+        "reconnects",
+    )
     lines.append(repr([{k: d.get(k) for k in keys} for d in summary["devices"]]))
     return summary, lines
 
@@ -33,7 +42,10 @@ def _check_session(tmp_path, summary, rate_hz):
         arrays = r.all_arrays()
     assert len(arrays) == len(summary["devices"])
     for a in arrays.values():
-        assert len(a) == sum(d["samples_received"] for d in summary["devices"]) // len(arrays) or len(arrays) > 1
+        assert (
+            len(a) == sum(d["samples_received"] for d in summary["devices"]) // len(arrays)
+            or len(arrays) > 1
+        )
         dt = np.diff(a.t_s)
         assert np.all(dt > 0)
         # The session's time base is host time; the twin runs faster than the host by `speed`.
@@ -42,7 +54,9 @@ def _check_session(tmp_path, summary, rate_hz):
 
 def test_ble_400hz_60s_of_device_time_loses_nothing(tmp_path):
     speed = 3.0
-    summary, lines = _run(tmp_path, simulate="squat-5x5", speed=speed, odr_hz=400, duration_s=60 / speed + 1)
+    summary, lines = _run(
+        tmp_path, simulate="squat-5x5", speed=speed, odr_hz=400, duration_s=60 / speed + 1
+    )
     assert summary["transport"] == "ble-twin"
     assert summary["samples_lost"] == 0, lines
     assert summary["frames_corrupt"] == 0
@@ -64,7 +78,9 @@ def test_link_drop_mid_session_reconnects_into_the_same_session(tmp_path):
         w = fleet.wearables[0]
         assert fleet.radio.drop_link(w.address) == 2
 
-    summary, lines = _run(tmp_path, hook=drop_once, simulate="squat-5x5", speed=2.0, duration_s=14.0)
+    summary, lines = _run(
+        tmp_path, hook=drop_once, simulate="squat-5x5", speed=2.0, duration_s=14.0
+    )
     dev = summary["devices"][0]
     assert dev["disconnects"] == 1, lines
     assert summary["reconnects"] == 1
@@ -80,7 +96,9 @@ def test_link_drop_mid_session_reconnects_into_the_same_session(tmp_path):
 
 def test_serial_400hz_loses_nothing(tmp_path):
     speed = 2.0
-    summary, lines = _run(tmp_path, simulate="squat-5x5", serial="twin", speed=speed, odr_hz=400, duration_s=10.0)
+    summary, lines = _run(
+        tmp_path, simulate="squat-5x5", serial="twin", speed=speed, odr_hz=400, duration_s=10.0
+    )
     assert summary["transport"] == "serial-twin"
     assert summary["samples_lost"] == 0, lines
     assert summary["frames_corrupt"] == 0

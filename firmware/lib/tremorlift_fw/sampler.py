@@ -141,8 +141,7 @@ class Sampler:
             # would still be younger than FRAME_MAX_AGE_MS then; otherwise send it as it is.
             # Nothing new this poll (the IMU paused): do not hold what there is.
             if total and (
-                n == 0
-                or (total - 1) * self.period_us + _POLL_INTERVAL_US > _FRAME_MAX_AGE_US
+                n == 0 or (total - 1) * self.period_us + _POLL_INTERVAL_US > _FRAME_MAX_AGE_US
             ):
                 ring.commit(total)
                 self._open_n = 0

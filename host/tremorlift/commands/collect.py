@@ -23,35 +23,74 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Connect to one or more tremorlift wearables over BLE (or USB serial, or the "
         "digital twin with --simulate), record every frame to a session file and analyse live.",
     )
-    p.add_argument("--device", action="append", default=[], metavar="NAME|ADDR",
-                   help="wearable to use (repeat for two; one not paired yet is paired on connect); "
-                   "default: every paired wearable found (see `tremorlift pair`)")
-    p.add_argument("--any", action="store_true",
-                   help="without --device: use every wearable in range, paired or not")
-    p.add_argument("--scan-timeout", type=float, default=5.0, metavar="S",
-                   help="look for wearables for S seconds before connecting (default 5)")
-    p.add_argument("--serial", nargs="?", const="twin", metavar="PORT",
-                   help="use USB serial on PORT instead of BLE (with --simulate: the twin's serial port)")
-    p.add_argument("--simulate", metavar="SCENARIO", help="collect from the digital twin playing SCENARIO")
-    p.add_argument("--speed", type=float, default=1.0, metavar="X", help="twin speed-up (default 1)")
+    p.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="NAME|ADDR",
+        help="wearable to use (repeat for two; one not paired yet is paired on connect); "
+        "default: every paired wearable found (see `tremorlift pair`)",
+    )
+    p.add_argument(
+        "--any",
+        action="store_true",
+        help="without --device: use every wearable in range, paired or not",
+    )
+    p.add_argument(
+        "--scan-timeout",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="look for wearables for S seconds before connecting (default 5)",
+    )
+    p.add_argument(
+        "--serial",
+        nargs="?",
+        const="twin",
+        metavar="PORT",
+        help="use USB serial on PORT instead of BLE (with --simulate: the twin's serial port)",
+    )
+    p.add_argument(
+        "--simulate", metavar="SCENARIO", help="collect from the digital twin playing SCENARIO"
+    )
+    p.add_argument(
+        "--speed", type=float, default=1.0, metavar="X", help="twin speed-up (default 1)"
+    )
     p.add_argument("--seed", type=int, default=0, help="twin scenario seed (default 0)")
-    p.add_argument("--imu", choices=("icm42688", "mpu6050"), default="icm42688", help="twin IMU model")
-    p.add_argument("--rate", type=int, metavar="HZ", help="configure the wearable's sample rate first")
+    p.add_argument(
+        "--imu", choices=("icm42688", "mpu6050"), default="icm42688", help="twin IMU model"
+    )
+    p.add_argument(
+        "--rate", type=int, metavar="HZ", help="configure the wearable's sample rate first"
+    )
     p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    p.add_argument("--session", metavar="FILE", help="session file to create (default: in the data folder)")
+    p.add_argument(
+        "--session", metavar="FILE", help="session file to create (default: in the data folder)"
+    )
     p.add_argument("--exercise", metavar="NAME", help="exercise name, e.g. squat")
     p.add_argument("--goal", choices=GOALS, help="velocity-loss goal preset")
-    p.add_argument("--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%")
-    p.add_argument("--placement", choices=("forearm", "thigh", "shank"), help="where the wearable is strapped")
+    p.add_argument(
+        "--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%"
+    )
+    p.add_argument(
+        "--placement", choices=("forearm", "thigh", "shank"), help="where the wearable is strapped"
+    )
     p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
-    p.add_argument("--no-haptic", action="store_true", help="no buzz on the wearable for warn and stop")
+    p.add_argument(
+        "--no-haptic", action="store_true", help="no buzz on the wearable for warn and stop"
+    )
     p.add_argument("--no-sound", action="store_true", help="no tone on the laptop")
     p.add_argument("--no-speech", action="store_true", help="no spoken words on the laptop")
     p.add_argument("--summary-json", metavar="FILE", help="write the link and loss summary here")
-    p.add_argument("--no-ui", action="store_true", help="one line per event instead of the dashboard")
-    p.add_argument("--inject", metavar="SPEC",
-                   help="with --simulate: faults to inject, e.g. disconnect@20:5,drop=0.05,reboot@40 "
-                   "(times in the wearable's seconds after streaming starts; see tremorlift.twin.faults)")
+    p.add_argument(
+        "--no-ui", action="store_true", help="one line per event instead of the dashboard"
+    )
+    p.add_argument(
+        "--inject",
+        metavar="SPEC",
+        help="with --simulate: faults to inject, e.g. disconnect@20:5,drop=0.05,reboot@40 "
+        "(times in the wearable's seconds after streaming starts; see tremorlift.twin.faults)",
+    )
     p.set_defaults(run=run)
 
 
@@ -60,7 +99,9 @@ def _validate(args: argparse.Namespace) -> None:
         from tremorlift.twin.motion import SCENARIOS
 
         if args.simulate not in SCENARIOS:
-            raise UserError(f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}")
+            raise UserError(
+                f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}"
+            )
     elif args.serial == "twin":
         raise UserError("--serial needs a PORT (e.g. /dev/ttyACM0) unless --simulate is given")
     if not 0 < args.speed <= 100:
@@ -82,7 +123,9 @@ def _validate(args: argparse.Namespace) -> None:
     if args.summary_json is not None and args.summary_json != "-":
         parent = Path(args.summary_json).resolve().parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise UserError(f"{args.summary_json}: folder {parent} does not exist or is not writable")
+            raise UserError(
+                f"{args.summary_json}: folder {parent} does not exist or is not writable"
+            )
     if args.inject is not None:
         if args.simulate is None:
             raise UserError("--inject needs --simulate: faults are injected into the digital twin")

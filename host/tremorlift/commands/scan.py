@@ -12,11 +12,19 @@ ORDER = 10
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("scan", help="list tremorlift wearables in range",
-                       description="Scan for tremorlift wearables: name, address, signal strength, battery.")
-    p.add_argument("--timeout", type=float, default=5.0, metavar="S", help="scan for S seconds (default 5)")
-    p.add_argument("--simulate", metavar="SCENARIO",
-                   help="scan the digital twin's radio (wearables playing SCENARIO) instead of Bluetooth")
+    p = sub.add_parser(
+        "scan",
+        help="list tremorlift wearables in range",
+        description="Scan for tremorlift wearables: name, address, signal strength, battery.",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=5.0, metavar="S", help="scan for S seconds (default 5)"
+    )
+    p.add_argument(
+        "--simulate",
+        metavar="SCENARIO",
+        help="scan the digital twin's radio (wearables playing SCENARIO) instead of Bluetooth",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(run=run)
 
@@ -45,16 +53,22 @@ def run(args: argparse.Namespace) -> int:
         from tremorlift.twin.motion import SCENARIOS
 
         if args.simulate not in SCENARIOS:
-            raise UserError(f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}")
+            raise UserError(
+                f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}"
+            )
     rows = asyncio.run(_scan(args))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print("no tremorlift wearable found (is it switched on, charged and not connected elsewhere?)")
+        print(
+            "no tremorlift wearable found (is it switched on, charged and not connected elsewhere?)"
+        )
         return 1
     print(f"{'name':10} {'address':18} {'signal':>8} {'battery':>8}  protocol")
     for r in rows:
         battery = "-" if r["battery_pct"] is None else f"{r['battery_pct']} %"
-        print(f"{r['name']!s:10} {r['address']!s:18} {r['rssi_dbm']!s:>4} dBm {battery:>8}  v{r['protocol_version']}")
+        print(
+            f"{r['name']!s:10} {r['address']!s:18} {r['rssi_dbm']!s:>4} dBm {battery:>8}  v{r['protocol_version']}"
+        )
     return 0

@@ -57,7 +57,9 @@ class SerialLink:
             raise ConnectionError(f"{self.address}: cannot open serial port: {exc}") from exc
         self._serial = port
         self._stop.clear()
-        self._thread = threading.Thread(target=self._read_loop, name=f"serial {self.address}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._read_loop, name=f"serial {self.address}", daemon=True
+        )
         self._thread.start()
 
     def _read_loop(self) -> None:

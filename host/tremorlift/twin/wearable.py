@@ -41,7 +41,9 @@ def _no_sleep(_ms: int) -> None:
 
 def _micropython_shim() -> types.ModuleType:
     """The parts of MicroPython's ``micropython`` module the firmware uses, for CPython."""
-    mod = types.ModuleType("micropython", "MicroPython's micropython module, for the tremorlift twin.")
+    mod = types.ModuleType(
+        "micropython", "MicroPython's micropython module, for the tremorlift twin."
+    )
 
     def const(value: Any) -> Any:
         return value
@@ -53,7 +55,13 @@ def _micropython_shim() -> types.ModuleType:
         asyncio.get_running_loop().call_soon(func, arg)
 
     mod.const = const  # type: ignore[attr-defined]
-    for name in ("heap_lock", "heap_unlock", "kbd_intr", "alloc_emergency_exception_buf", "mem_info"):
+    for name in (
+        "heap_lock",
+        "heap_unlock",
+        "kbd_intr",
+        "alloc_emergency_exception_buf",
+        "mem_info",
+    ):
         setattr(mod, name, _noop)
     mod.schedule = schedule  # type: ignore[attr-defined]
     return mod
@@ -62,7 +70,9 @@ def _micropython_shim() -> types.ModuleType:
 def load_firmware() -> types.ModuleType:
     """Import ``tremorlift_fw.app`` from firmware/lib (the very files that go on the board)."""
     if not (FIRMWARE_LIB_DIR / "tremorlift_fw" / "app.py").is_file():
-        raise RuntimeError(f"firmware not found at {FIRMWARE_LIB_DIR}: the twin runs from a checkout")
+        raise RuntimeError(
+            f"firmware not found at {FIRMWARE_LIB_DIR}: the twin runs from a checkout"
+        )
     if "micropython" not in sys.modules:
         sys.modules["micropython"] = _micropython_shim()
     if str(FIRMWARE_LIB_DIR) not in sys.path:
@@ -182,7 +192,9 @@ class PtySerial:
 
             self._rng = self._rng or random.Random(7)
             data = bytes(
-                (b ^ (1 << self._rng.randrange(8))) if self._rng.random() < self.corrupt_probability else b
+                (b ^ (1 << self._rng.randrange(8)))
+                if self._rng.random() < self.corrupt_probability
+                else b
                 for b in data
             )
         view = memoryview(data)
@@ -371,13 +383,17 @@ class TwinFleet:
         # render again at the chip's rate when the firmware configures it.
         # The firmware imports `bluetooth` from sys.modules; what was there is put back on close.
         self._saved_bluetooth = sys.modules.get("bluetooth")
-        sc = await asyncio.to_thread(generate, self.scenario, self.seed, imu=self.imu, short=self.short)
+        sc = await asyncio.to_thread(
+            generate, self.scenario, self.seed, imu=self.imu, short=self.short
+        )
         self.duration_s = max(float(d.t_s[-1]) for d in sc.devices)
         self.truth = [d.truth for d in sc.devices]
         if self.transport == "ble":
             self.radio = Radio(seed=self.seed, **self.radio_kwargs)
         for i, dev in enumerate(sc.devices):
-            clock = EmulatedClock(self.speed, drift_ppm=(20.0 if i == 0 else -35.0), start_us=1_000_000 * (i + 1))
+            clock = EmulatedClock(
+                self.speed, drift_ppm=(20.0 if i == 0 else -35.0), start_us=1_000_000 * (i + 1)
+            )
 
             def make_source(rate_hz: float, device: int = i) -> MotionSource:
                 return MotionSource(
@@ -386,7 +402,9 @@ class TwinFleet:
                 )  # fmt: skip
 
             serial = PtySerial() if self.transport == "serial" else None
-            w = TwinWearable(make_source, clock, radio=self.radio, serial=serial, imu=self.imu, label=dev.name)
+            w = TwinWearable(
+                make_source, clock, radio=self.radio, serial=serial, imu=self.imu, label=dev.name
+            )
             for rate in {200, chip_rate_hz(self.odr_hz)}:
                 await asyncio.to_thread(w.source.prepare, float(rate))
             await w.start()

@@ -74,7 +74,9 @@ def hot_path(imu, odr_hz, n_polls, poll_us):
         rig.step()
     rig.collect()
     spent_us = locked_pumps(rig, n_polls, poll_us)
-    check_stream(rig.frames, rig.emu.samples_produced - rig.app.sampler.open_samples, imu + " locked")
+    check_stream(
+        rig.frames, rig.emu.samples_produced - rig.app.sampler.open_samples, imu + " locked"
+    )
     sizes = [R.parse_frame(f)[1] for f in rig.frames]
     # Resends are served by pump() too: queue some, then serve them locked.
     ring = rig.app.ring
@@ -86,7 +88,9 @@ def hot_path(imu, odr_hz, n_polls, poll_us):
     resent = [R.parse_frame(f) for f in rig.frames[before:] if f[2] & P.FLAG_RESENT]
     check([f[2] for f in resent] == list(range(first, first + 40)), "resent seqs")
     live = [f for f in rig.frames if not f[2] & P.FLAG_RESENT]
-    check_stream(live, rig.emu.samples_produced - rig.app.sampler.open_samples, imu + " live during resend")
+    check_stream(
+        live, rig.emu.samples_produced - rig.app.sampler.open_samples, imu + " live during resend"
+    )
     # Samples carry the IMU's values: still, z up, 1 g = 4096 at +-8 g.
     last = R.parse_frame(live[-1])
     check(struct.unpack_from("<hhh", last[5], 0) == (0, 0, 4096), "sample values")
