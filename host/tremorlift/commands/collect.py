@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
 
 ORDER = 20
@@ -96,12 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.simulate is not None:
-        from tremorlift.twin.motion import SCENARIOS
-
-        if args.simulate not in SCENARIOS:
-            raise UserError(
-                f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}"
-            )
+        check_scenario(args.simulate)
     elif args.serial == "twin":
         raise UserError("--serial needs a PORT (e.g. /dev/ttyACM0) unless --simulate is given")
     if not 0 < args.speed <= 100:
@@ -110,8 +106,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise UserError(f"--duration must be positive, got {args.duration:g}")
     if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
         raise UserError(f"--vl-threshold must be between 1 and 80 %, got {args.vl_threshold:g}")
-    if not 0.5 <= args.scan_timeout <= 120:
-        raise UserError(f"--scan-timeout must be between 0.5 and 120 s, got {args.scan_timeout:g}")
+    check_between("--scan-timeout", args.scan_timeout, 0.5, 120, " s")
     if args.rate is not None and args.rate not in (100, 200, 400, 1000):
         raise UserError(f"--rate must be 100, 200, 400 or 1000 Hz, got {args.rate}")
     if args.session is not None:

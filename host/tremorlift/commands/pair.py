@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
 
 ORDER = 15
@@ -78,15 +79,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{args.forget}: not in the paired list ({paired_path()})")
         print(f"forgot {gone.name} ({gone.address})")
         return 0
-    if not 0.5 <= args.timeout <= 120:
-        raise UserError(f"--timeout must be between 0.5 and 120 s, got {args.timeout:g}")
+    check_between("--timeout", args.timeout, 0.5, 120, " s")
     if args.simulate is not None:
-        from tremorlift.twin.motion import SCENARIOS
-
-        if args.simulate not in SCENARIOS:
-            raise UserError(
-                f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}"
-            )
+        check_scenario(args.simulate)
     logging.getLogger("bumble").setLevel(logging.ERROR)
     asyncio.run(_pair(args))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 
-from tremorlift.errors import UserError
+from tremorlift.commands._checks import check_between, check_scenario
 
 ORDER = 10
 
@@ -47,15 +47,9 @@ async def _scan(args: argparse.Namespace) -> list[dict[str, object]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not 0.5 <= args.timeout <= 120:
-        raise UserError(f"--timeout must be between 0.5 and 120 s, got {args.timeout:g}")
+    check_between("--timeout", args.timeout, 0.5, 120, " s")
     if args.simulate is not None:
-        from tremorlift.twin.motion import SCENARIOS
-
-        if args.simulate not in SCENARIOS:
-            raise UserError(
-                f"unknown scenario {args.simulate!r}; one of: {', '.join(sorted(SCENARIOS))}"
-            )
+        check_scenario(args.simulate)
     rows = asyncio.run(_scan(args))
     if args.json:
         print(json.dumps(rows, indent=2))
