@@ -200,23 +200,52 @@ for cmd, opcode, result in cases:
 rig.step(200)
 check(rig.resets == 1, "reboot")
 
-# Fuzzed writes: each answered once, streaming goes on.
+# Fuzzed writes: thousands of random and mutated commands, each answered with one
+# response, and streaming goes on.
 rig = R.Rig()
 rig.connect()
 rig.command(R.start_cmd())
+VALID = (
+    R.command(P.OP_START, 1),
+    R.command(P.OP_CONFIGURE, 2, struct.pack("<HBHH", 400, 8, 1000, 0)),
+    R.command(P.OP_BUZZ, 3, bytes((2, 80))),
+    R.command(P.OP_IDENTIFY, 4, bytes((3,))),
+    R.command(P.OP_STATUS_NOW, 5),
+    R.command(P.OP_RESEND, 6, struct.pack("<IH", 0, 4)),
+    R.command(P.OP_GET_INFO, 7),
+)
 seed = 12345
-for _ in range(200):
+
+
+def rand():
+    global seed
     seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-    n = seed % 12
-    cmd = bytearray(n)
-    for k in range(n):
-        seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
-        cmd[k] = (seed >> 8) & 0xFF
-    if n and cmd[0] in (P.OP_STOP, P.OP_REBOOT, P.OP_SET_TRANSPORT):
-        cmd[0] = 0x40
+    return seed >> 8
+
+
+for i in range(3000):
+    if i % 2:
+        n = rand() % 12
+        cmd = bytearray(n)
+        for k in range(n):
+            cmd[k] = rand() & 0xFF
+    else:
+        cmd = bytearray(VALID[rand() % len(VALID)])
+        what = rand() % 3
+        if what == 0 and cmd:  # flip bytes
+            for _ in range(1 + rand() % 3):
+                cmd[rand() % len(cmd)] = rand() & 0xFF
+        elif what == 1:  # truncate
+            cmd = cmd[: rand() % (len(cmd) + 1)]
+        else:  # extend
+            cmd += bytes(rand() & 0xFF for _ in range(1 + rand() % 4))
+    if len(cmd) and cmd[0] in (P.OP_STOP, P.OP_REBOOT, P.OP_SET_TRANSPORT):
+        cmd[0] = 0x40  # these legitimately end or divert the stream
     resp = rig.command(bytes(cmd))
     check(resp[:2] == b"\x01\x02" and resp[4] <= P.RES_BUSY, "fuzz response")
-    rig.step()
+    check(resp[2] == (cmd[0] if len(cmd) else 0), "fuzz response opcode")
+    if i % 10 == 0:
+        rig.step()
 rig.run_ms(100)
 live = [f for f in rig.frames if not f[2] & P.FLAG_RESENT]
 check_stream(live, rig.emu.samples_produced - rig.app.sampler.open_samples, "fuzz")
