@@ -1,8 +1,10 @@
 """Speed and memory of the analysis engine.
 
 Real-time factor on one core for one six-axis 200 Hz stream, at several block sizes (the live
-collector feeds small blocks, ``analyze`` 1 s blocks), and peak memory of a process that
-streams a 15 min, 1 h and 2 h session through the engine (it must stay flat).
+collector feeds small blocks, ``analyze`` 1 s blocks); the engine's own alert delay (signal fed
+after a rep's true end before its rep and velocity-loss alert events come out, 50 ms blocks as
+live); and peak memory of a process that streams a 15 min, 1 h and 2 h session through the
+engine (it must stay flat).
 Usage: bench/bench_engine.py [--quick]
 """
 
@@ -79,6 +81,82 @@ def speed(block_s_list: list[float]) -> list[str]:
     return lines
 
 
+LATENCY_SCENARIOS = (
+    "squat-5x5",
+    "bench-to-failure",
+    "curl-3x10",
+    "deadlift-3x5",
+    "lunge",
+    "overhead-press",
+    "squat-forearm",
+    "mixed-workout",
+)
+LATENCY_BLOCK_S = 0.05
+
+
+def _overlap_s(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def latency(seeds: list[int]) -> list[str]:
+    """Delay from each true rep end to the feed call that emitted its rep (and alert) event,
+    in seconds of signal fed: the collector buzzes as soon as feed() returns the alert."""
+    rep_delays: list[float] = []
+    first_delays: list[float] = []
+    alert_delays: list[float] = []
+    for sc in LATENCY_SCENARIOS:
+        for seed in seeds:
+            imu = "icm42688" if seed % 2 == 0 else "mpu6050"
+            for dev in generate(sc, seed, sample_rate_hz=RATE_HZ, imu=imu).devices:
+                truth = [(k, r) for s in dev.truth["sets"] for k, r in enumerate(s["reps"])]
+                eng = Engine(RATE_HZ, goal="strength", placement=dev.placement)
+                n = int(round(LATENCY_BLOCK_S * RATE_HZ))
+                emitted: list[tuple[dict, float]] = []
+                alerts: list[tuple[float, float]] = []  # (alert t_s, fed up to)
+                for i in range(0, dev.t_s.size, n):
+                    j = min(i + n, dev.t_s.size)
+                    fed_s = float(dev.t_s[j - 1])
+                    for ev in eng.feed(dev.t_s[i:j], dev.accel_mps2[i:j], dev.gyro_radps[i:j]):
+                        if ev.kind == "rep":
+                            emitted.append((ev.data, fed_s))
+                        elif ev.kind == "alert" and ev.data["kind"] == "velocity_loss":
+                            alerts.append((float(ev.data["t_s"]), fed_s))
+                used: set[int] = set()
+                for d, fed_s in emitted:
+                    best, best_ov = None, 0.0
+                    for m, (_, r) in enumerate(truth):
+                        ov = _overlap_s(d["start_s"], d["end_s"], r["start_s"], r["end_s"])
+                        short = min(d["end_s"] - d["start_s"], r["end_s"] - r["start_s"])
+                        if m not in used and ov >= 0.5 * short and ov > best_ov:
+                            best, best_ov = m, ov
+                    if best is None:
+                        continue
+                    used.add(best)
+                    k, r = truth[best]
+                    delay = fed_s - float(r["end_s"])
+                    (first_delays if k == 0 else rep_delays).append(delay)
+                    for t_alert, fed_alert in alerts:
+                        if abs(t_alert - d["end_s"]) < 1e-6:
+                            alert_delays.append(fed_alert - float(r["end_s"]))
+
+    def figs(x: list[float]) -> str:
+        if not x:
+            return "none"
+        a = 1000.0 * np.array(x)
+        return (
+            f"median {np.median(a):4.0f} ms, p90 {np.percentile(a, 90):4.0f} ms, "
+            f"max {a.max():5.0f} ms, {int(np.sum(a > 150.0))} over 150 ms (n = {a.size})"
+        )
+
+    return [
+        f"Engine delay after a rep's true end ({len(LATENCY_SCENARIOS)} lift scenarios x seeds {seeds}, "
+        f"{LATENCY_BLOCK_S * 1000:.0f} ms blocks; negative = before the end, e.g. a curl's concentric):",
+        f"  velocity-loss alerts:      {figs(alert_delays)}   goal: well under 150 ms",
+        f"  reps 2+ of a set:          {figs(rep_delays)}",
+        f"  first rep of a set:        {figs(first_delays)}   (a lone excursion waits for a second rep before a set is called)",
+    ]
+
+
 def write_recordings(directory: Path) -> Path:
     """The scenarios the memory runs loop over, saved once (generating them is the costly part)."""
     path = directory / "recordings.npz"
@@ -129,8 +207,9 @@ def main() -> int:
     if args.session_minutes is not None:  # child process: one memory measurement
         print(json.dumps(stream_session(args.session_minutes, args.recordings)))
         return 0
-    out = speed([0.1, 1.0] if args.quick else [0.095, 0.5, 1.0, 10.0])
+    out = speed([0.05, 0.1, 1.0] if args.quick else [0.05, 0.095, 0.2, 0.5, 1.0, 10.0])
     out.append("  goal: >= 1000x")
+    out += latency([100] if args.quick else [100, 101])
     out.append(
         "Peak memory (VmHWM of a fresh process that loads six recorded scenarios and streams them back to back"
         " into one engine in 1 s blocks; goal <= 300 MB, flat):"

@@ -118,6 +118,28 @@ def test_explicit_threshold_and_master_switch(fatiguing_set) -> None:
     assert analyse(t, acc, gyr, alerts_enabled=False)["alerts"] == []
 
 
+def test_alerts_come_out_right_after_the_rep_not_a_rep_later(fatiguing_set) -> None:
+    """Live: 50 ms blocks; each rep of the set (after the first two, which wait to be called a
+    set) and its alert must leave feed() within 150 ms of signal after the rep's true end,
+    before the lockout pause is over (the collector buzzes as soon as feed() returns)."""
+    t, acc, gyr, truth = fatiguing_set
+    eng = Engine(FS_HZ, goal="strength")
+    n = 10
+    rep_fed: list[float] = []
+    alert_fed: list[float] = []
+    for i in range(0, t.size, n):
+        for ev in eng.feed(t[i : i + n], acc[i : i + n], gyr[i : i + n]):
+            fed_s = float(t[min(i + n, t.size) - 1])
+            if ev.kind == "rep":
+                rep_fed.append(fed_s)
+            elif ev.kind == "alert" and ev.data["kind"] == "velocity_loss":
+                alert_fed.append(fed_s)
+    assert len(rep_fed) == len(truth)
+    delays = [fed - tr["end_s"] for fed, tr in zip(rep_fed, truth, strict=True)]
+    assert all(-0.1 <= d <= 0.15 for d in delays[2:]), delays
+    assert len(alert_fed) == 3 and set(alert_fed) <= set(rep_fed[2:])
+
+
 def test_same_result_whatever_the_block_size(fatiguing_set) -> None:
     t, acc, gyr, _ = fatiguing_set
     results = {

@@ -50,6 +50,8 @@ def test_wall_sit_holds_and_their_tremor_are_found() -> None:
         assert h["start_s"] == pytest.approx(tr["start_s"], abs=4.0)
         assert h["end_s"] == pytest.approx(tr["end_s"], abs=4.0)
         assert h["reps"] == [] and h["velocity_loss_pct"] is None
+        # Tremor grows through a hold to failure: a positive rate, in % per second.
+        assert 0.0 < h["tremor_growth_pct_per_s"] < 20.0
     assert all(
         e["cause"] == "fatigue"
         for e in res["tremor_episodes"]

@@ -54,3 +54,24 @@ def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts = np.concatenate(([0], change))
     stops = np.concatenate((change, [n]))
     return starts, stops, mask[starts]
+
+
+class StreamingBoxcar:
+    """Causal moving average over ``n`` samples whose history carries across blocks (the
+    first sample is taken as the value before the stream, like ``StreamingSos``)."""
+
+    def __init__(self, n: int, n_channels: int) -> None:
+        self._n = max(1, int(n))
+        self._tail: np.ndarray | None = None  # last n - 1 samples, (n - 1, n_channels)
+        self._n_channels = n_channels
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] == 0:
+            return x.copy()
+        if self._tail is None:
+            self._tail = np.repeat(x[:1], self._n - 1, axis=0)
+        full = np.vstack((self._tail, x))
+        c = np.cumsum(np.vstack((np.zeros((1, full.shape[1])), full)), axis=0)
+        y = (c[self._n :] - c[: -self._n]) / self._n
+        self._tail = full[full.shape[0] - (self._n - 1) :] if self._n > 1 else full[:0]
+        return y

@@ -15,9 +15,12 @@ import numpy as np
 from scipy import signal
 
 from tremorlift.analysis import alerts as vl_alerts
-from tremorlift.analysis.dsp import StreamingSos, runs
+from tremorlift.analysis.dsp import StreamingBoxcar, StreamingSos, runs
 from tremorlift.analysis.orientation import GravityTracker
 from tremorlift.analysis.reps import (
+    FAST_STILL_ACCEL_MPS2,
+    FAST_STILL_GYRO_RADPS,
+    FAST_STILL_WINDOW_S,
     STILL_ACCEL_MPS2,
     STILL_GYRO_RADPS,
     STILL_JERK_MPS3,
@@ -152,6 +155,7 @@ class Engine:
         hp = signal.butter(2, TREMOR_HIGHPASS_HZ, btype="highpass", fs=self.fs, output="sos")
         self._lp = StreamingSos(lp, 6)
         self._hp = StreamingSos(hp, 6)
+        self._box = StreamingBoxcar(int(round(FAST_STILL_WINDOW_S * self.fs)), 4)
         self._bp_tremor = StreamingSos(
             signal.butter(4, TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
         )
@@ -175,6 +179,8 @@ class Engine:
         self._acc_offset = np.zeros(3)
         self._fit_xx = np.zeros((4, 4))
         self._fit_xy = np.zeros(4)
+        self._tq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # held for the tremor path
+        self._tq_n = 0
         self._leftover_t = np.zeros(0)
         self._leftover_x = np.zeros((0, 6))
         self._t0: float | None = None
@@ -284,10 +290,14 @@ class Engine:
         g0 = self._gravity_reference(quiet < 0.5, a_norm, up)
         a_vert = np.einsum("ij,ij->i", acc, up) - g0
         still = quiet + np.abs(a_norm - g0) / STILL_ACCEL_MPS2 < 1.0
+        box = self._box(np.column_stack((a_vert, gyr_c)))
+        fast_quiet = (np.abs(box[:, 0]) < FAST_STILL_ACCEL_MPS2) & (
+            np.linalg.norm(box[:, 1:4], axis=1) < FAST_STILL_GYRO_RADPS
+        )
         # Reps and tremor windows are handled in time order (a rep when its period closed or its
         # pairing timed out), so results do not depend on how the stream was cut into blocks.
         reps: list[tuple[float, Rep]] = []
-        for stroke in self._segmenter.update(t, a_vert, still, gyr_c):
+        for stroke in self._segmenter.update(t, a_vert, still, gyr_c, fast_quiet):
             close_s = float(stroke.t_s[-1])
             due = self._reps.flush_due_s()
             if due is not None and due <= close_s:
@@ -296,6 +306,20 @@ class Engine:
         due = self._reps.flush_due_s()
         if due is not None and due <= self._t_last:
             reps += [(due, r) for r in self._reps.tick(due)]
+        # The tremor path only yields a window every hop (0.5 s): small live blocks wait here
+        # and are filtered together once a window is complete (causal filters with carried
+        # state give the same samples however the stream is cut).
+        self._tq.append((t, x, up))
+        self._tq_n += t.size
+        if self._tq_n < self._spectra.samples_to_next_window():
+            for _, rep in reps:
+                self._on_rep(rep, events)
+            return events
+        t = np.concatenate([q[0] for q in self._tq])
+        x = np.concatenate([q[1] for q in self._tq])
+        up = np.concatenate([q[2] for q in self._tq])
+        acc = x[:, 0:3]
+        self._tq, self._tq_n = [], 0
         hp = self._hp(x)
         bp_t = self._bp_tremor(acc)
         bp_s = self._bp_sway(acc)
@@ -815,7 +839,9 @@ class Engine:
         win = self._hold_windows
         if len(win) >= 4:
             tt = np.array([c for c, _ in win])
-            rr = np.log(np.maximum([r for _, r in win], 1e-6))
+            # Windows at the floor (amplitude estimated at or below the baseline) count as the
+            # floor: a log of ~0 would drag the fitted growth to -100 %/s.
+            rr = np.log(np.maximum([r for _, r in win], BASELINE_FLOOR_MPS2))
             slope = float(np.polyfit(tt - tt[0], rr, 1)[0])
             h["tremor_growth_pct_per_s"] = round(100.0 * (np.exp(slope) - 1.0), 3)
         else:

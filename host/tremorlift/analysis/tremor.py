@@ -99,6 +99,13 @@ class TremorSpectra:
             }.items()
         }
 
+    def samples_to_next_window(self) -> int:
+        """How many more samples complete the next window (the caller may hold back smaller
+        amounts and pass them later in one call: the result is the same)."""
+        first = self._count + 1
+        k0 = max(self.seg_n, ((first + self.hop_n - 1) // self.hop_n) * self.hop_n)
+        return k0 - self._count
+
     def update(
         self, t_s: np.ndarray, accel_hp: np.ndarray, gyro_hp: np.ndarray, power: np.ndarray
     ) -> TremorWindows:

@@ -72,6 +72,7 @@ MIN_INTERNAL_RATE_HZ = 800.0  # DLPF and impacts are modelled above the output r
 # times the ever-present physiological baseline (0.02-0.05 m/s^2 RMS here; S2 modal 0.01 g peak).
 TREMOR_SPAN_MIN_RMS_MPS2 = 0.10
 TREMOR_SPAN_MIN_S = 1.5
+TREMOR_SPAN_MERGE_S = 0.5
 TREMOR_LINEAR_FRACTION = 0.3  # linear (translational) part relative to the angular part
 Z_UP = np.array([0.0, 0.0, 1.0])
 
@@ -407,16 +408,29 @@ def _add_tremor(
     out_gyro[i0:i1] += np.outer(dang, axis)
     if not ep.report:
         return []
-    return _spans(ep, contrib, f, level, i0, fs)
+    return _spans(ep, contrib, f, level * am, i0, fs)
 
 
 def _spans(
-    ep: TremorEpisode, contrib: np.ndarray, f: np.ndarray, level: np.ndarray, i0: int, fs: float
+    ep: TremorEpisode, contrib: np.ndarray, f: np.ndarray, amp: np.ndarray, i0: int, fs: float
 ) -> list[dict[str, Any]]:
-    """Reportable spans of one episode: where its planned RMS level (the smooth envelope, without
-    the random amplitude modulation, so spans do not flicker) reaches TREMOR_SPAN_MIN_RMS_MPS2.
-    Frequency: the power-weighted mean of the instantaneous frequency; RMS: of the realised signal."""
-    above = level >= TREMOR_SPAN_MIN_RMS_MPS2
+    """Reportable spans of one episode: where its RMS over one second (from the generator's own
+    amplitude, envelope times the random modulation: the tremor that is really there, which is
+    what a sensor can see) reaches TREMOR_SPAN_MIN_RMS_MPS2 for TREMOR_SPAN_MIN_S; dips shorter
+    than TREMOR_SPAN_MERGE_S inside a span do not split it. Frequency: the power-weighted mean
+    of the instantaneous frequency; RMS: of the realised signal."""
+    w = max(1, int(round(fs)))
+    c = np.concatenate(([0.0], np.cumsum(amp * amp)))
+    lo = np.clip(np.arange(amp.size) - w // 2, 0, amp.size)
+    hi = np.clip(np.arange(amp.size) + (w - w // 2), 0, amp.size)
+    rms_1s = np.sqrt((c[hi] - c[lo]) / np.maximum(hi - lo, 1))
+    above = rms_1s >= TREMOR_SPAN_MIN_RMS_MPS2
+    # Close short dips (the modulation wanders with a 1.5 s time constant).
+    gap = int(round(TREMOR_SPAN_MERGE_S * fs))
+    e = np.flatnonzero(np.diff(np.concatenate(([0], above.astype(np.int8), [0]))))
+    for b, a in zip(e[1::2][:-1].tolist(), e[2::2].tolist(), strict=True):
+        if a - b <= gap:
+            above[b:a] = True
     edges = np.flatnonzero(np.diff(np.concatenate(([0], above.astype(np.int8), [0]))))
     out = []
     for a, b in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
