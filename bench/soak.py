@@ -144,6 +144,13 @@ def main() -> int:
     # losses of every boot that ended in a reboot apart from those of the running boots.
     last_boot = {i: d["reboots"] for i, d in enumerate(summary["devices"])}  # boots count from 0
     lost_before_reboot = sum(r[3] for r in rec["lost_ranges"] if r[1] < last_boot[r[0]])
+    # Device-side gaps (FIFO overflow) of those boots are already counted "on device".
+    lost_before_reboot -= sum(
+        r[2]
+        for i, d in enumerate(summary["devices"])
+        for r in d.get("device_gap_ranges", [])
+        if r[0] < last_boot[i]
+    )
     lost_in_transit = rec["samples_lost_in_transit"] - lost_before_reboot
     rss = summary["rss_mb"]
     warm = (

@@ -229,6 +229,18 @@ class TwinController(Controller):
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
 
+class TwinHost(Host):
+    """Bumble's host, minus one race: a command's waiter cancelled (a timeout, or tasks
+    cancelled at shutdown) whose clean-up has not run yet when the controller's answer arrives.
+    Bumble then sets a result on the cancelled future and logs InvalidStateError; the late
+    answer has nobody to go to, and the waiter's clean-up releases the command slot."""
+
+    def on_command_processed(self, event: Any) -> None:
+        if self.pending_response is not None and self.pending_response.done():
+            return
+        super().on_command_processed(event)
+
+
 class Radio:
     """One shared radio channel: N emulated peripherals and one central.
 
@@ -307,7 +319,7 @@ class Radio:
         device = Device(
             name=name,
             address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS),
-            host=Host(controller, AsyncPipeSink(controller)),
+            host=TwinHost(controller, AsyncPipeSink(controller)),
         )
         await device.power_on()
         self.devices.append(device)
