@@ -184,7 +184,8 @@ class DeviceChannel:
         top of it).
         """
         if since_s is not None:
-            self.alert_to_buzz_ms.append(1000.0 * (self.collector.session.host_s() - since_s))
+            elapsed_s = (self.collector.session.host_s() - since_s) / self.collector.time_scale
+            self.alert_to_buzz_ms.append(1000.0 * elapsed_s)
         try:
             await self.checked(protocol.buzz(pattern, intensity_pct))
         except CommandError as exc:
@@ -333,7 +334,8 @@ class DeviceChannel:
             self._flush_feed()
 
     def _host_s(self, t_mono: float) -> float:
-        return self.collector.session.host_s() - (time.monotonic() - t_mono)
+        ago_s = (time.monotonic() - t_mono) * self.collector.time_scale
+        return self.collector.session.host_s() - ago_s
 
     def _handle(self, message: bytes, t_mono: float) -> None:
         kind = message[1] if len(message) >= 2 else -1
@@ -578,6 +580,7 @@ class Collector:
         emit: EventSink = lambda line: None,
         on_alert: Callable[[DeviceChannel, LiveAlert], Awaitable[None] | None] | None = None,
         feedback: Any = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.session = session
         self.options = options
@@ -585,6 +588,7 @@ class Collector:
         self.emit_line = emit
         self.on_alert = on_alert
         self.feedback = feedback  # tremorlift.feedback.Feedback: sound, speech, bell
+        self.time_scale = time_scale  # session seconds per host second (the twin's --speed)
         self.channels: list[DeviceChannel] = []
         self.state = LiveState(session_path=str(session.path))
         self.stop_event = asyncio.Event()
@@ -884,7 +888,15 @@ async def collect(
         raise
     session_path = cfg.session_path or str(paths.new_session_path())
     try:
-        session = SessionWriter(session_path, meta={"exercise": options.exercise or ""})
+        # A twin sped up X times is recorded on the lifter's timeline: the session clock runs
+        # X times faster than the host's, so stored times match the wearable's own.
+        scale = cfg.speed if fleet is not None else 1.0
+        t0 = time.monotonic()
+        session = SessionWriter(
+            session_path,
+            clock=lambda: t0 + (time.monotonic() - t0) * scale,
+            meta={"exercise": options.exercise or "", "time_scale": repr(scale)},
+        )
     except BaseException:
         if fleet is not None:
             await fleet.close()
@@ -897,6 +909,7 @@ async def collect(
             emit=emit,
             on_alert=getattr(ui, "on_alert", None),
             feedback=cfg.feedback,
+            time_scale=scale,
         )
         if cfg.serial is not None:
             from tremorlift.transport.serial import SerialLink  # noqa: PLC0415

@@ -28,6 +28,7 @@ class Recording:
     gyro_radps: np.ndarray  # (N, 3)
     sample_rate_hz: float
     placement: str | None = None
+    exercise: str | None = None  # as recorded in a session file
 
 
 def load_csv(path: str | Path) -> Recording:

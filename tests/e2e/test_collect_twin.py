@@ -68,6 +68,8 @@ def test_ble_400hz_60s_of_device_time_loses_nothing(tmp_path):
     assert abs(dev["rate_hz"] - 400) < 2
     a = _check_session(tmp_path, summary, 400)
     assert len(a) == summary["samples_received"]
+    # The session is on the wearable's timeline even though the twin ran 3x faster.
+    assert 1.0 / float(np.median(np.diff(a.t_s))) == pytest.approx(400, rel=0.01)
     # Still between reps, |a| is gravity: the samples decode to physical units.
     assert 9.0 < float(np.median(np.linalg.norm(a.accel_mps2, axis=1))) < 10.6
 

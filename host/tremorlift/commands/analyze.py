@@ -52,10 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
         raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
     recordings = load_input(Path(args.input))
+    exercise = args.exercise or recordings[0].exercise  # a session says what was lifted
     try:
         result = analyze_recordings(
             recordings,
-            exercise=args.exercise,
+            exercise=exercise,
             goal=args.goal,
             vl_threshold_pct=args.vl_threshold,
             alerts_enabled=not args.no_alerts,
@@ -108,7 +109,12 @@ def load_input(path: Path) -> list[Any]:
             if (dt <= 0).any():
                 raise UserError(f"{path}: device {arr.name}: time does not increase")
             rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
-            out.append(Recording(arr.name, t, arr.accel_mps2, arr.gyro_radps, rate, dev.placement))
+            out.append(
+                Recording(
+                    arr.name, t, arr.accel_mps2, arr.gyro_radps, rate, dev.placement,
+                    reader.meta.get("exercise") or None,
+                )
+            )  # fmt: skip
     if not out:
         raise UserError(f"{path}: the session holds no samples")
     return out
