@@ -7,12 +7,11 @@ position in a driver or an emulator shows up here.
 
 import math
 import random
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from micropython_runner import run_micropython
 from tremorlift.twin.imu_emulator import (
     GRAVITY_MPS2,
     FakeI2C,
@@ -678,27 +677,10 @@ def test_icm_emulator_registers_fifo_full_and_rates() -> None:
 # --- the same checks under real MicroPython ---------------------------------------------------
 @pytest.mark.mpy
 def test_drivers_under_micropython_allocation_free() -> None:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules").is_dir():
-        pytest.skip("node and the MicroPython WebAssembly port are needed (make node)")
-    result = subprocess.run(
-        [
-            node,
-            "tests/mpy/run.mjs",
-            "--mount",
-            "firmware/lib:/lib",
-            "--path",
-            "/lib",
-            "--mount",
-            "host/tremorlift/twin:/twin",
-            "--path",
-            "/twin",
-            "tests/firmware/mpy_drivers/check_drivers.py",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_micropython(
+        "tests/firmware/mpy_drivers/check_drivers.py",
+        mounts=(("firmware/lib", "/lib"), ("host/tremorlift/twin", "/twin")),
+        paths=("/lib", "/twin"),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "DRIVERS OK" in result.stdout

@@ -4,7 +4,6 @@ import importlib.util
 import os
 import pty
 import selectors
-import shutil
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ import tty
 from pathlib import Path
 
 import pytest
+from micropython_runner import node_or_fail, run_micropython
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "tests" / "mpy" / "run.mjs"
@@ -36,19 +36,8 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-def _node_or_fail() -> str:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "@micropython").is_dir():
-        pytest.fail("node and the MicroPython WebAssembly port are needed: run `make node`")
-    return node
-
-
 def _micropython(script: Path, *mounts: str) -> subprocess.CompletedProcess:
-    cmd = [_node_or_fail(), str(RUNNER)]
-    for mount in mounts:
-        cmd += ["--mount", mount]
-    cmd += ["--path", "/lib", str(script)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return run_micropython(script, mounts=[tuple(m.rsplit(":", 1)) for m in mounts])
 
 
 # --- build ---------------------------------------------------------------------------------
@@ -181,7 +170,7 @@ class ReplBoard:
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         self._proc = subprocess.Popen(
-            [_node_or_fail(), str(ROOT / "tests" / "firmware" / "mpy_repl_board.mjs")],
+            [node_or_fail(), str(ROOT / "tests" / "firmware" / "mpy_repl_board.mjs")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,

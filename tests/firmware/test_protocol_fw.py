@@ -4,15 +4,14 @@ CPython unit tests with bytes written out by hand from the document, the golden 
 tests/vectors, and the same checks plus zero-allocation proofs under real MicroPython.
 """
 
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import mpy_protocol_checks as checks  # tests/firmware is on sys.path (rootdir-relative import)
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from micropython_runner import run_micropython
 from tremorlift_fw import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -553,25 +552,9 @@ def test_command_vectors_survive_the_line_decoder(path):
 
 @pytest.mark.mpy
 def test_under_micropython_vectors_and_zero_allocation():
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules" / "@micropython").is_dir():
-        pytest.fail("node and the MicroPython WebAssembly port are needed: run `make node`")
-    proc = subprocess.run(
-        [
-            node,
-            str(RUNNER),
-            "--mount",
-            f"{ROOT / 'firmware' / 'lib'}:/lib",
-            "--path",
-            "/lib",
-            "--mount",
-            f"{VECTORS}:/vectors",
-            str(Path(checks.__file__)),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+    proc = run_micropython(
+        Path(checks.__file__),
+        mounts=((ROOT / "firmware" / "lib", "/lib"), (VECTORS, "/vectors")),
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "no-alloc calls 19" in proc.stdout

@@ -6,36 +6,22 @@ behaviour checks; mpy_runtime/check_main.py runs firmware/main.py (safe mode, cr
 """
 
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
+from micropython_runner import run_micropython
 
-ROOT = Path(__file__).resolve().parents[2]
-MOUNTS = [
-    "--mount",
-    "firmware/lib:/lib",
-    "--path",
-    "/lib",
-    "--mount",
-    "host/tremorlift/twin:/twin",
-    "--path",
-    "/twin",
-    "--mount",
-    "tests/firmware/fakes:/fakes",
-    "--path",
-    "/fakes",
-]
+MOUNTS = (
+    ("firmware/lib", "/lib"),
+    ("host/tremorlift/twin", "/twin"),
+    ("tests/firmware/fakes", "/fakes"),
+)
 
 
-def run_mpy(script: str, *extra: str, heap_mib: int = 12) -> str:
-    node = shutil.which("node")
-    if node is None or not (ROOT / "node_modules").is_dir():
-        pytest.skip("node and the MicroPython WebAssembly port are needed (make node)")
+def run_mpy(script: str, *extra_mounts: tuple[str, str], heap_mib: int = 12) -> str:
     # A small heap: this port's gc.mem_free() walks the whole heap on every call.
-    cmd = [node, "tests/mpy/run.mjs", "--heap-mib", str(heap_mib), *MOUNTS, *extra, script]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    result = run_micropython(
+        script, mounts=MOUNTS + extra_mounts, paths=("/lib", "/twin", "/fakes"), heap_mib=heap_mib
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -53,6 +39,6 @@ def test_runtime_hot_path_allocation_free_under_micropython() -> None:
 
 @pytest.mark.mpy
 def test_main_py_safe_mode_and_crash_reset_under_micropython() -> None:
-    out = run_mpy("tests/firmware/mpy_runtime/check_main.py", "--mount", "firmware:/fw", heap_mib=8)
+    out = run_mpy("tests/firmware/mpy_runtime/check_main.py", ("firmware", "/fw"), heap_mib=8)
     assert "safe mode" in out
     assert "MAIN OK" in out
