@@ -882,12 +882,7 @@ async def collect(
             transport = "ble-twin" if fleet is not None else "ble"
             backend = fleet.backend if fleet is not None else None
             targets = await _ble_targets(cfg, backend, emit)
-    except BaseException:
-        if fleet is not None:
-            await fleet.close()
-        raise
-    session_path = cfg.session_path or str(paths.new_session_path())
-    try:
+        session_path = cfg.session_path or str(paths.new_session_path())
         # A twin sped up X times is recorded on the lifter's timeline: the session clock runs
         # X times faster than the host's, so stored times match the wearable's own.
         scale = cfg.speed if fleet is not None else 1.0

@@ -236,6 +236,42 @@ class _Link:
         self.bonded = False
 
 
+# (read, read encrypted, authenticated, authorised, write, write encrypted, authenticated,
+# authorised) bits: MicroPython's characteristic flags and NimBLE's descriptor flags.
+_CHARACTERISTIC_BITS = (
+    FLAG_READ, FLAG_READ_ENCRYPTED, FLAG_READ_AUTHENTICATED, FLAG_READ_AUTHORIZED,
+    FLAG_WRITE | FLAG_WRITE_NO_RESPONSE | FLAG_AUX_WRITE, FLAG_WRITE_ENCRYPTED,
+    FLAG_WRITE_AUTHENTICATED, FLAG_WRITE_AUTHORIZED,
+)  # fmt: skip
+_DESCRIPTOR_BITS = (
+    _DESC_READ, _DESC_READ_ENC, _DESC_READ_AUTHEN, _DESC_READ_AUTHOR,
+    _DESC_WRITE, _DESC_WRITE_ENC, _DESC_WRITE_AUTHEN, _DESC_WRITE_AUTHOR,
+)  # fmt: skip
+
+
+def _permissions(flags: int, bits: tuple[int, ...]) -> att.Attribute.Permissions:
+    """Bumble attribute permissions for MicroPython/NimBLE flags, read by ``bits``."""
+    read, read_enc, read_authen, read_author, write, write_enc, write_authen, write_author = bits
+    p = att.Attribute.Permissions(0)
+    if flags & read:
+        p |= att.Attribute.READABLE
+        if flags & read_enc:
+            p |= att.Attribute.READ_REQUIRES_ENCRYPTION
+        if flags & read_authen:
+            p |= att.Attribute.READ_REQUIRES_AUTHENTICATION
+        if flags & read_author:
+            p |= att.Attribute.READ_REQUIRES_AUTHORIZATION
+    if flags & write:
+        p |= att.Attribute.WRITEABLE
+        if flags & write_enc:
+            p |= att.Attribute.WRITE_REQUIRES_ENCRYPTION
+        if flags & write_authen:
+            p |= att.Attribute.WRITE_REQUIRES_AUTHENTICATION
+        if flags & write_author:
+            p |= att.Attribute.WRITE_REQUIRES_AUTHORIZATION
+    return p
+
+
 class BLE:
     """MicroPython's ``bluetooth.BLE`` on a Bumble device. Build with :func:`create_ble`."""
 
@@ -625,45 +661,11 @@ class BLE:
 
     @staticmethod
     def _characteristic_permissions(flags: int) -> att.Attribute.Permissions:
-        p = att.Attribute.Permissions(0)
-        if flags & FLAG_READ:
-            p |= att.Attribute.READABLE
-            if flags & FLAG_READ_ENCRYPTED:
-                p |= att.Attribute.READ_REQUIRES_ENCRYPTION
-            if flags & FLAG_READ_AUTHENTICATED:
-                p |= att.Attribute.READ_REQUIRES_AUTHENTICATION
-            if flags & FLAG_READ_AUTHORIZED:
-                p |= att.Attribute.READ_REQUIRES_AUTHORIZATION
-        if flags & (FLAG_WRITE | FLAG_WRITE_NO_RESPONSE | FLAG_AUX_WRITE):
-            p |= att.Attribute.WRITEABLE
-            if flags & FLAG_WRITE_ENCRYPTED:
-                p |= att.Attribute.WRITE_REQUIRES_ENCRYPTION
-            if flags & FLAG_WRITE_AUTHENTICATED:
-                p |= att.Attribute.WRITE_REQUIRES_AUTHENTICATION
-            if flags & FLAG_WRITE_AUTHORIZED:
-                p |= att.Attribute.WRITE_REQUIRES_AUTHORIZATION
-        return p
+        return _permissions(flags, _CHARACTERISTIC_BITS)
 
     @staticmethod
     def _descriptor_permissions(flags: int) -> att.Attribute.Permissions:
-        p = att.Attribute.Permissions(0)
-        if flags & _DESC_READ:
-            p |= att.Attribute.READABLE
-            if flags & _DESC_READ_ENC:
-                p |= att.Attribute.READ_REQUIRES_ENCRYPTION
-            if flags & _DESC_READ_AUTHEN:
-                p |= att.Attribute.READ_REQUIRES_AUTHENTICATION
-            if flags & _DESC_READ_AUTHOR:
-                p |= att.Attribute.READ_REQUIRES_AUTHORIZATION
-        if flags & _DESC_WRITE:
-            p |= att.Attribute.WRITEABLE
-            if flags & _DESC_WRITE_ENC:
-                p |= att.Attribute.WRITE_REQUIRES_ENCRYPTION
-            if flags & _DESC_WRITE_AUTHEN:
-                p |= att.Attribute.WRITE_REQUIRES_AUTHENTICATION
-            if flags & _DESC_WRITE_AUTHOR:
-                p |= att.Attribute.WRITE_REQUIRES_AUTHORIZATION
-        return p
+        return _permissions(flags, _DESCRIPTOR_BITS)
 
     def _make_read(self, value: _Value) -> Callable[[Connection], bytes]:
         def read(connection: Connection) -> bytes:

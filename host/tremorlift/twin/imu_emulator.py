@@ -204,6 +204,10 @@ class _Emulator:
             if reg != self._FIFO_DATA_REG:
                 reg = (reg + 1) & 0x7F
 
+    @property
+    def fifo_level_bytes(self) -> int:
+        return self._fifo.level  # each chip builds its FIFO (self._fifo) with its own capacity
+
     # Time side.
     @property
     def odr_hz(self) -> float:
@@ -299,10 +303,6 @@ class Mpu6050Emulator(_Emulator):
         self._packet = bytearray(14)
         self._last_fifo_byte = 0
         self.reset()
-
-    @property
-    def fifo_level_bytes(self) -> int:
-        return self._fifo.level
 
     def reset(self) -> None:
         """Power-on / DEVICE_RESET state: all registers 0 but PWR_MGMT_1 (asleep) and WHO_AM_I."""
@@ -510,10 +510,6 @@ class Icm42688Emulator(_Emulator):
         self._odr_changed = 0
         self.fifo_lost_packets = 0
         self.reset()
-
-    @property
-    def fifo_level_bytes(self) -> int:
-        return self._fifo.level
 
     def reset(self) -> None:
         """Power-on / soft-reset state."""
