@@ -1,8 +1,13 @@
-"""Whole-recording analysis: the live engine fed block by block, one engine per sensor."""
+"""Whole-recording analysis: the live engine fed block by block, one engine per sensor.
+
+:func:`analyze_recordings` takes recordings held in memory; :func:`analyze_streams` takes sensors
+whose samples arrive as an iterable of ``(t_s, accel_mps2, gyro_radps)`` blocks (a CSV or session
+file read in pieces), so a long recording is never in memory at once. Both give the same result.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,6 +23,14 @@ class SensorRecording(Protocol):
     gyro_radps: np.ndarray
     sample_rate_hz: float
     placement: str | None
+
+
+class SensorStream(Protocol):
+    name: str
+    sample_rate_hz: float
+    placement: str | None
+
+    def blocks(self) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]: ...
 
 
 def run_engine(
@@ -53,6 +66,40 @@ def analyze_recordings(
         r = run_engine(engine, rec.t_s, rec.accel_mps2, rec.gyro_radps, block_n)
         r["name"] = rec.name
         results.append(r)
+    return _combine(results, alerts_enabled)
+
+
+def analyze_streams(
+    streams: Sequence[SensorStream],
+    *,
+    exercise: str | None = None,
+    goal: str | None = None,
+    vl_threshold_pct: float | None = None,
+    alerts_enabled: bool = True,
+) -> dict[str, Any]:
+    """As :func:`analyze_recordings`, each sensor's blocks fed to its engine as they come (the
+    engine's result does not depend on the block size). Raises ValueError for an unusable rate."""
+    results: list[dict[str, Any]] = []
+    for src in streams:
+        engine = Engine(
+            src.sample_rate_hz,
+            exercise=exercise,
+            goal=goal,
+            vl_threshold_pct=vl_threshold_pct,
+            placement=src.placement,
+            alerts_enabled=alerts_enabled,
+        )
+        for t_s, accel_mps2, gyro_radps in src.blocks():
+            engine.feed(t_s, accel_mps2, gyro_radps)
+        engine.finish()
+        r = engine.result()
+        r["name"] = src.name
+        results.append(r)
+    return _combine(results, alerts_enabled)
+
+
+def _combine(results: list[dict[str, Any]], alerts_enabled: bool) -> dict[str, Any]:
+    """One sensor's result as it is; two or more under ``devices`` with merged episodes/alerts."""
     first = results[0]
     if len(results) == 1:
         return first

@@ -47,23 +47,25 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.analysis import analyze_recordings
+    from tremorlift.analysis.offline import analyze_streams
 
     if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
         raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
-    recordings = load_input(Path(args.input))
-    exercise = args.exercise or recordings[0].exercise  # a session says what was lifted
+    sources = load_input(Path(args.input))
+    exercise = args.exercise or sources[0].exercise  # a session says what was lifted
     try:
-        result = analyze_recordings(
-            recordings,
+        result = analyze_streams(
+            sources,
             exercise=exercise,
             goal=args.goal,
             vl_threshold_pct=args.vl_threshold,
             alerts_enabled=not args.no_alerts,
-            block_s=BLOCK_S,
         )
     except ValueError as exc:  # e.g. a sample rate too low for tremor
         raise UserError(f"{args.input}: {exc}") from None
+    result["input_warnings"] = [
+        w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
+    ]
     if args.json:
         text = json.dumps(result, indent=2, allow_nan=False) + "\n"
         if args.json == "-":
@@ -75,9 +77,29 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+class RecordingBlocks:
+    """A recording held in memory, handed to the engine in blocks of ``block_s``."""
+
+    def __init__(self, rec: Any, block_s: float = BLOCK_S) -> None:
+        self.rec = rec
+        self.name = rec.name
+        self.sample_rate_hz = rec.sample_rate_hz
+        self.placement = rec.placement
+        self.exercise = rec.exercise
+        self.warnings: list[str] = list(getattr(rec, "warnings", []))
+        self.block_n = max(1, int(round(block_s * rec.sample_rate_hz)))
+
+    def blocks(self) -> Any:
+        r, n = self.rec, self.block_n
+        for i in range(0, r.t_s.size, n):
+            yield r.t_s[i : i + n], r.accel_mps2[i : i + n], r.gyro_radps[i : i + n]
+
+
 def load_input(path: Path) -> list[Any]:
-    """Recordings from a CSV or a session file (detected by the SQLite magic bytes)."""
-    from tremorlift.csv_input import Recording, load_csv
+    """Sensor sources from a CSV (read as a stream; gzip-compressed too) or a session file
+    (detected by the SQLite magic bytes): each has ``name``, ``sample_rate_hz``, ``placement``,
+    ``exercise``, ``warnings`` and ``blocks()``."""
+    from tremorlift.csv_input import Recording, open_csv
 
     try:
         with path.open("rb") as f:
@@ -87,12 +109,12 @@ def load_input(path: Path) -> list[Any]:
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head != SQLITE_MAGIC:
-        return [load_csv(path)]
+        return [open_csv(path)]
     import numpy as np
 
     from tremorlift.session import SessionReader
 
-    out: list[Recording] = []
+    out: list[Any] = []
     with SessionReader(path) as reader:
         for dev in reader.devices():
             arr = reader.arrays(dev.device)
@@ -110,10 +132,10 @@ def load_input(path: Path) -> list[Any]:
                 raise UserError(f"{path}: device {arr.name}: time does not increase")
             rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
             out.append(
-                Recording(
+                RecordingBlocks(Recording(
                     arr.name, t, arr.accel_mps2, arr.gyro_radps, rate, dev.placement,
                     reader.meta.get("exercise") or None,
-                )
+                ))
             )  # fmt: skip
     if not out:
         raise UserError(f"{path}: the session holds no samples")
@@ -177,4 +199,6 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"  {a['t_s']:7.1f} s  {a['level']:5} {a['kind']:14} {a['message']}")
     if not result["alerts"]:
         lines.append("  (none)")
+    for w in result.get("input_warnings") or []:
+        lines.append(f"input: {w}")
     return "\n".join(lines) + "\n"
