@@ -21,7 +21,8 @@ Statistics of one set (inside its window, the set's rep count known):
   least 0.6 periods apart, the ``reps`` most prominent);
 * ``pause_share``: share of rep boundaries with a still pause: the interval between two
   neighbouring cycle peaks and the one between two neighbouring troughs are each searched for a
-  still stretch of at least 0.3 s (gyro norm, 0.25 s moving mean, below 0.15 rad/s); the share is
+  still stretch of at least 0.3 s (norm of the 0.25-s moving mean of the gyro below 0.15 rad/s
+  and below 12 % of its 90th percentile in the set, at least 0.03 rad/s); the share is
   taken at the turn (peaks or troughs) where the lifter pauses more, i.e. between reps;
 * ``tilt_deg``: forearm tilt per rep, the largest angle between two gravity directions (1.5 Hz
   low-passed acceleration) inside one peak-to-peak cycle, median over the set's cycles.
@@ -44,7 +45,8 @@ import numpy as np
 from scipy import signal
 
 REAL_DIR = Path("/work/shared/datasets/gym_wrist_applewatch")
-# Scenarios with a sensor on the wrist or forearm (hand-held loads).
+# Scenarios with a sensor on the wrist or forearm and an exercise family the real sets have
+# (presses, curls, pulls, rows); push-ups and lunges can be added with --scenarios.
 GEN_SCENARIOS = (
     "curl-3x10",
     "bench-to-failure",
@@ -53,7 +55,6 @@ GEN_SCENARIOS = (
     "lat-pulldown",
     "pull-up",
     "cable-row",
-    "push-up",
 )
 STILL_GYRO_RADPS = 0.15
 STILL_MIN_S = 0.3
@@ -77,10 +78,16 @@ def _rms_norm(x: np.ndarray) -> float:
 
 
 def _still_runs(gyro: np.ndarray, fs: float) -> np.ndarray:
-    """Boolean mask of still samples in runs of at least STILL_MIN_S."""
+    """Boolean mask of still samples in runs of at least STILL_MIN_S: the norm of the 0.25-s
+    moving mean of the gyro (vibration averages out) below STILL_GYRO_RADPS and below 12 % of
+    its own 90th percentile in the set (lifts that barely rotate the forearm), at least 0.03."""
     w = max(1, int(0.25 * fs))
-    g = np.convolve(np.linalg.norm(gyro, axis=1), np.ones(w) / w, mode="same")
-    still = g < STILL_GYRO_RADPS
+    k = np.ones(w) / w
+    g = np.linalg.norm(
+        np.column_stack([np.convolve(gyro[:, j], k, mode="same") for j in range(3)]), axis=1
+    )
+    thr = max(0.03, min(STILL_GYRO_RADPS, 0.12 * float(np.percentile(g, 90))))
+    still = g < thr
     out = np.zeros_like(still)
     edges = np.flatnonzero(np.diff(np.concatenate(([0], still.astype(np.int8), [0]))))
     for a, b in zip(edges[::2], edges[1::2], strict=True):
@@ -121,13 +128,17 @@ def set_stats(acc: np.ndarray, gyro: np.ndarray, fs: float, reps: int) -> dict[s
     shares = []
     for marks in (peaks, troughs):
         if marks.size >= 3:
-            shares.append(float(np.mean([still[a:b].any() for a, b in zip(marks[:-1], marks[1:])])))
+            shares.append(
+                float(
+                    np.mean([still[a:b].any() for a, b in zip(marks[:-1], marks[1:], strict=True)])
+                )
+            )
     out["pause_share"] = max(shares) if shares else math.nan
     grav = _lowpass(acc, fs, 1.5)
     grav /= np.linalg.norm(grav, axis=1, keepdims=True)
     step = max(1, int(fs / 25))
     tilts = []
-    for a, b in zip(peaks[:-1], peaks[1:]):
+    for a, b in zip(peaks[:-1], peaks[1:], strict=True):
         u = grav[a:b:step]
         if u.shape[0] >= 2:
             tilts.append(math.degrees(math.acos(float(np.clip(np.min(u @ u.T), -1.0, 1.0)))))
@@ -158,7 +169,9 @@ def _idle_pieces(n: int, fs: float, windows: list[tuple[float, float]]) -> list[
         busy[max(0, int(a * fs) - m) : min(n, int(b * fs) + m)] = True
     edges = np.flatnonzero(np.diff(np.concatenate(([1], busy.astype(np.int8), [1]))))
     return [
-        slice(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True) if (b - a) >= IDLE_MIN_S * fs
+        slice(a, b)
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+        if (b - a) >= IDLE_MIN_S * fs
     ]
 
 
@@ -205,7 +218,9 @@ def generator_stats(
                 st = set_stats(rec.accel_mps2[i0:i1], rec.gyro_radps[i0:i1], fs, len(s["reps"]))
                 st["group"] = f"{name}/{s['exercise']}"  # type: ignore[assignment]
                 sets.append(st)
-            windows += [(s["start_s"], s["end_s"]) for s in rec.truth["sets"] if s["kind"] == "hold"]
+            windows += [
+                (s["start_s"], s["end_s"]) for s in rec.truth["sets"] if s["kind"] == "hold"
+            ]
             for sl in _idle_pieces(rec.t_s.size, fs, windows):
                 idles.append(idle_stats(rec.accel_mps2[sl], rec.gyro_radps[sl], fs))
     return sets, idles

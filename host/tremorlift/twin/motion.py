@@ -80,14 +80,31 @@ Z_UP = np.array([0.0, 0.0, 1.0])
 # distal end, z out of the skin. Forearm: on the back of the wrist; thigh/shank: on the front.
 _MOUNTS = {
     "forearm": np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T,
+    "wrist": np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T,
     "thigh": np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]).T,
     "shank": np.array([[0.0, 0.0, -1.0], [0.0, -1.0, 0.0], [-1.0, 0.0, 0.0]]).T,
 }
 MOUNT_MISALIGNMENT_RAD = math.radians(3.0)  # per-axis std of the strap's misalignment
 
 # Walking in place/arm swing amplitudes per placement: segment swing (rad) and joint bounce (m).
-_WALK_SWING_RAD = {"forearm": 0.25, "thigh": 0.35, "shank": 0.45}
+_WALK_SWING_RAD = {"forearm": 0.25, "wrist": 0.25, "thigh": 0.35, "shank": 0.45}
 _WALK_BOUNCE_M = 0.025
+
+# Strap wobble and grip vibration ("floor"): the sensor rocks on the strap about a point a few
+# centimetres away, driven broadband around the strap's resonance. Real wrist sets: a broad peak
+# at 9.5-13.5 Hz (centre ~11.5 Hz, Q ~3) and a 9-14 Hz accel/gyro ratio of 4.7 m/s^2 per rad/s,
+# i.e. an effective lever of ~6.5 cm at 11.5 Hz.
+FLOOR_LEVER_M = 0.065
+FLOOR_FREQ_HZ = (10.0, 13.0)
+FLOOR_Q = (1.8, 3.2)
+# Strap wobble excited by the limb's own acceleration (RMS per m/s^2 of smoothed |a|).
+_FLOOR_MOTION_GAIN = {
+    "forearm": (0.12, 0.25),
+    "wrist": (0.15, 0.30),
+    "thigh": (0.04, 0.10),
+    "shank": (0.05, 0.12),
+}
+FLOOR_REST_MPS2 = (0.03, 0.07)  # relaxed limb, no load: strap and physiological micro-motion
 
 
 @dataclass
@@ -101,6 +118,7 @@ class Kinematics:
     accel_true_mps2: np.ndarray  # (N,3) sensor frame, motion + tremor + impacts, no sensor errors
     gyro_true_radps: np.ndarray  # (N,3)
     tremor_accel_mps2: np.ndarray  # (N,3) tremor contribution alone (sensor frame)
+    floor_accel_mps2: np.ndarray  # (N,3) grip/strap vibration alone (sensor frame; not tremor)
 
 
 @dataclass
@@ -226,7 +244,9 @@ class _Rendered:
     accel: np.ndarray
     gyro: np.ndarray
     tremor_acc: np.ndarray
+    floor_acc: np.ndarray
     spans: list[dict[str, Any]]
+    psi: np.ndarray  # heading of the body (rad)
 
 
 def _render_pose(
@@ -276,11 +296,16 @@ def _render_pose(
         if i1 - i0 < 4:
             continue
         t = np.arange(i0, i1) / fs
-        w = _fade(i1 - i0, fs, 1.0) * osc.amp_scale
         layer = np.zeros((i1 - i0, 6))
         ph = 2 * np.pi * osc.freq_hz * (t - osc.t0_s)
-        layer[:, 3] = _WALK_SWING_RAD[body.placement] * w * np.sin(ph)
-        layer[:, 2] = _WALK_BOUNCE_M * w * np.sin(2 * ph)
+        if osc.kind == "shake":
+            w = _fade(i1 - i0, fs, 0.3) * osc.amp_scale
+            layer[:, 3] = w * np.sin(ph)
+            layer[:, 4] = 1.5 * w * np.sin(ph + 0.8)
+        else:
+            w = _fade(i1 - i0, fs, 1.0) * osc.amp_scale
+            layer[:, 3] = _WALK_SWING_RAD[body.placement] * w * np.sin(ph)
+            layer[:, 2] = _WALK_BOUNCE_M * w * np.sin(2 * ph)
         d1 = np.gradient(layer, 1.0 / fs, axis=0)
         pose[i0:i1] += layer
         rate[i0:i1] += d1
@@ -293,7 +318,7 @@ def _render_device(
 ) -> _Rendered:
     """Render one sensor. Every random part has its own seed stream, so the realisation (and the
     truth derived from it) is the same at any output rate."""
-    mount_seed, impact_seed, *tremor_seeds = seeds.spawn(2 + len(plan.tremors))
+    mount_seed, impact_seed, *tremor_seeds, floor_seed = seeds.spawn(3 + len(plan.tremors))
     rng = np.random.default_rng(mount_seed)
     n = int(round(plan.duration_s * fs))
     pose, rate, pacc = _render_pose(plan, body, n, fs)
@@ -343,13 +368,80 @@ def _render_device(
             np.random.default_rng(ep_seed),
         )
         spans.extend(span)
-    accel = accel + tremor_acc
-    gyro = gyro + tremor_gyro
+    floor_acc, floor_gyro = _floor(
+        plan, body, fs, n, acc, accel, seg_axis_s, np.random.default_rng(floor_seed)
+    )
+    accel = accel + tremor_acc + floor_acc
+    gyro = gyro + tremor_gyro + floor_gyro
     rng_impact = np.random.default_rng(impact_seed)
     for t_imp, peak in plan.impacts:
         _add_impact(t_imp, peak, fs, accel, gyro, rng_impact)
     spans.sort(key=lambda s: s["start_s"])
-    return _Rendered(pos, vel, acc, rot, accel, gyro, tremor_acc, spans)
+    return _Rendered(pos, vel, acc, rot, accel, gyro, tremor_acc, floor_acc, spans, psi)
+
+
+def _moving_rms(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.concatenate(([0.0], np.cumsum(x * x)))
+    i = np.arange(x.size)
+    lo = np.clip(i - w // 2, 0, x.size)
+    hi = np.clip(i + (w - w // 2), 0, x.size)
+    return np.sqrt((c[hi] - c[lo]) / np.maximum(hi - lo, 1))
+
+
+def _floor(
+    plan: SessionPlan,
+    body: Body,
+    fs: float,
+    n: int,
+    acc_world: np.ndarray,
+    accel_clean: np.ndarray,
+    seg_axis_s: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grip and strap vibration: the sensor rocks on its strap about a point FLOOR_LEVER_M away,
+    a broadband resonance (white noise through a resonance, per lifter/strap 10-13 Hz, Q
+    1.8-3.2, shaped in the frequency domain). Its RMS is the root-sum-square of a small resting floor, the grip floor while the
+    hand holds a load (plan.floors) and a part proportional to the limb's own smoothed
+    acceleration (strap wobble set off by the movement, steps when walking). Accel and gyro stay
+    consistent (tangential acceleration, angle rate, tilt of gravity). Not a tremor episode: it
+    never makes a tremor span."""
+    if n < 16:
+        return np.zeros((n, 3)), np.zeros((n, 3))
+    f_w = float(rng.uniform(*FLOOR_FREQ_HZ))
+    q = float(rng.uniform(*FLOOR_Q))
+    gain = float(rng.uniform(*_FLOOR_MOTION_GAIN[body.placement]))
+    rest = float(rng.uniform(*FLOOR_REST_MPS2))
+    lever = -seg_axis_s + 0.5 * rng.normal(size=3)
+    lever *= FLOOR_LEVER_M / np.linalg.norm(lever)
+
+    level2 = np.full(n, rest * rest)
+    for fl in plan.floors:
+        i0 = max(0, int(fl.t0_s * fs))
+        i1 = min(n, int((fl.t0_s + fl.dur_s) * fs))
+        if i1 - i0 > 4:
+            level2[i0:i1] += (fl.rms_mps2 * _fade(i1 - i0, fs, fl.fade_s)) ** 2
+    a_motion = _moving_rms(np.linalg.norm(acc_world, axis=1), max(1, int(0.3 * fs)))
+    level2 += (gain * a_motion) ** 2
+    # Smooth the level (0.2 s) so its own derivatives stay small next to the vibration's.
+    w = max(1, int(0.2 * fs))
+    level = np.sqrt(np.convolve(level2, np.ones(w) / w, mode="same"))
+
+    # Tangential acceleration with a resonance spectrum, made in the frequency domain so that
+    # the angle (its double integral) is exact and band-limited: below 1.5 Hz nothing.
+    f = np.fft.rfftfreq(n, 1.0 / fs)
+    spec = np.fft.rfft(rng.normal(size=(n, 3)), axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = 1.0 / (1.0 + 1j * q * (f / f_w - f_w / f))
+        h = np.where(f > 1.5, h / -((2 * math.pi * f) ** 2), 0.0)
+    ang_unit = np.fft.irfft(spec * h[:, None], n=n, axis=0)
+    dd = np.gradient(np.gradient(ang_unit, 1.0 / fs, axis=0), 1.0 / fs, axis=0)
+    unit_rms = float(np.sqrt(np.mean(np.sum(np.cross(dd, lever) ** 2, axis=1))))
+    ang = ang_unit * (level / unit_rms)[:, None]
+    dang = np.gradient(ang, 1.0 / fs, axis=0)
+    ddang = np.gradient(dang, 1.0 / fs, axis=0)
+    # A small rotation by ang tilts the measured specific force by -ang x f.
+    acc_s = np.cross(ddang, lever) - np.cross(ang, accel_clean)
+    return acc_s, dang
 
 
 def _add_tremor(
@@ -494,10 +586,17 @@ def _truth(
     sets = []
     for s in plan.sets:
         reps = []
+        axis = np.asarray(s.concentric_axis, dtype=float)
         for r in s.reps:
             a, b = idx(r.concentric_start_s), idx(r.concentric_end_s)
-            vz = rec.vel[a : b + 1, 2]
-            z = rec.pos[:, 2]
+            if axis[0] == 0.0 and axis[1] == 0.0:
+                u = axis  # vertical: the heading does not matter
+            else:
+                # A horizontal load direction turns with the body's heading.
+                c, s_ = math.cos(rec.psi[a]), math.sin(rec.psi[a])
+                u = np.array([c * axis[0] - s_ * axis[1], s_ * axis[0] + c * axis[1], axis[2]])
+            vz = rec.vel[a : b + 1] @ u
+            z = rec.pos @ u
             reps.append(
                 {
                     "start_s": round(r.start_s, 4),
@@ -594,6 +693,7 @@ def generate(
                 rec.accel[::k],
                 rec.gyro[::k],
                 rec.tremor_acc[::k],
+                rec.floor_acc[::k],
             )
         truth = _truth(plan, rec, fs, name, body, int(seed), float(sample_rate_hz), imu)
         devices.append(DeviceRecording(name, body.placement, t, accel, gyro, truth, kin))

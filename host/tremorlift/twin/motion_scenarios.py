@@ -21,19 +21,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PLACEMENTS = ("forearm", "thigh", "shank")
+PLACEMENTS = ("forearm", "wrist", "thigh", "shank")
+# Placements on the forearm segment (the wrist strap is its distal end): the hand holds the load.
+HAND_PLACEMENTS = ("forearm", "wrist")
 
 # Sensor offset from the pivot in the segment's "hanging" frame (segment along -z), metres:
 # distance along the segment and the skin radius in front of the bone axis.
-SEGMENT_LEVER_M = {"forearm": 0.20, "thigh": 0.22, "shank": 0.25}
-SKIN_RADIUS_M = {"forearm": 0.035, "thigh": 0.075, "shank": 0.045}
+SEGMENT_LEVER_M = {"forearm": 0.20, "wrist": 0.25, "thigh": 0.22, "shank": 0.25}
+SKIN_RADIUS_M = {"forearm": 0.035, "wrist": 0.028, "thigh": 0.075, "shank": 0.045}
+# Elbow to the middle of the grip: the point that stays put in fixed-hand exercises.
+GRIP_FROM_ELBOW_M = 0.33
 
 # Rest pose (standing, arms hanging): pivot height and segment angle.
 _REST_POSE = {
     "forearm": (0.0, 0.2, 1.05, 0.10, 0.0),
+    "wrist": (0.0, 0.2, 1.05, 0.10, 0.0),
     "thigh": (0.0, 0.1, 0.90, 0.0, 0.0),
     "shank": (0.0, 0.1, 0.08, math.pi, 0.0),
 }
+
+
+def segment(placement: str) -> str:
+    """The limb segment a placement sits on (the wrist strap is on the forearm)."""
+    return "forearm" if placement in HAND_PLACEMENTS else placement
 
 
 def rest_pose(placement: str, side_sign: float = 1.0) -> np.ndarray:
@@ -71,29 +81,56 @@ class Exercise:
     reps_to_failure: tuple[int, int] = (8, 12)
     tremor_load: float = 1.5  # tremor amplitude multiplier of the load (S11/S13: x1.5-3)
     tremor_mass_drop_hz: float = 0.8  # physiological frequency drop from the held mass
+    # Direction (world, before the heading turn) in which the concentric phase moves the load:
+    # truth velocities and ROM are the sensor's along it (up for lifts, down for pull-downs,
+    # backwards for rows).
+    concentric_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    # The hand holds a handle that stays put (pull-ups, push-ups): the forearm only tilts.
+    fixed_hand: bool = False
+    # Grip/strap vibration level of this exercise relative to the lifter's own (cable machines
+    # and a hanging body shake the strap more than a free dumbbell).
+    floor_factor: float = 1.0
 
 
 _DYNAMIC_FIELDS = (
     "placements concentric_first ref_rom_m v1_mps mvt_mps decline_exp eccentric_s turn_pause_s "
-    "between_pause_s sticking sticking_at racked reps_to_failure tremor_load tremor_mass_drop_hz"
+    "between_pause_s sticking sticking_at racked reps_to_failure tremor_load tremor_mass_drop_hz "
+    "floor_factor"
 ).split()
+_F = ("forearm", "wrist")
 
 # One row per exercise, columns as in _DYNAMIC_FIELDS (algorithms.md section 10.1 and 6.3).
 # fmt: off
 _DYNAMIC_TABLE: dict[str, tuple[object, ...]] = {
-    #                 placements                       conc1  ref ROM m     V1 m/s        MVT   p           ecc s       turn s      between s   stick at   rack  N fail   load  mass Hz
-    "squat":          (("thigh", "shank", "forearm"),  False, (0.50, 0.70), (0.60, 0.95), 0.31, (1.8, 2.5), (1.4, 2.2), (0.0, 0.25), (0.7, 1.5), 0.35, 0.40, True,  (8, 13),  2.0, 1.0),
-    "bench":          (("forearm",),                   False, (0.35, 0.50), (0.50, 0.80), 0.17, (1.3, 1.8), (1.2, 2.0), (0.0, 0.30), (0.5, 1.2), 0.50, 0.30, True,  (8, 12),  1.8, 1.2),
-    "deadlift":       (("thigh", "forearm"),           True,  (0.45, 0.60), (0.45, 0.60), 0.20, (1.0, 1.3), (1.0, 1.8), (0.3, 0.8),  (0.5, 1.3), 0.20, 0.30, False, (6, 10),  2.2, 1.0),
-    "overhead-press": (("forearm",),                   True,  (0.45, 0.60), (0.50, 0.80), 0.19, (1.0, 1.4), (1.2, 1.8), (0.2, 0.6),  (0.3, 1.0), 0.30, 0.35, True,  (7, 11),  1.8, 1.0),
-    "curl":           (("forearm",),                   True,  (0.50, 0.65), (0.50, 0.80), 0.25, (1.3, 1.8), (1.4, 2.2), (0.1, 0.5),  (0.2, 0.8), 0.20, 0.45, False, (10, 14), 1.6, 0.8),
-    "lunge":          (("thigh",),                     False, (0.35, 0.50), (0.50, 0.80), 0.30, (1.5, 2.2), (1.0, 1.8), (0.0, 0.30), (0.8, 1.6), 0.20, 0.40, False, (10, 15), 1.5, 0.5),
+    #                 placements                          conc1  ref ROM m     V1 m/s        MVT   p           ecc s       turn s      between s   stick at   rack  N fail   load  mass Hz floor
+    "squat":          (("thigh", "shank", *_F),           False, (0.50, 0.70), (0.60, 0.95), 0.31, (1.8, 2.5), (1.4, 2.2), (0.0, 0.25), (0.7, 1.5), 0.35, 0.40, True,  (8, 13),  2.0, 1.0, 0.8),
+    "bench":          (_F,                                False, (0.35, 0.50), (0.50, 0.80), 0.17, (1.3, 1.8), (1.2, 2.0), (0.0, 0.30), (0.5, 1.2), 0.50, 0.30, True,  (8, 12),  1.8, 1.2, 0.8),
+    "deadlift":       (("thigh", *_F),                    True,  (0.45, 0.60), (0.45, 0.60), 0.20, (1.0, 1.3), (1.0, 1.8), (0.3, 0.8),  (0.5, 1.3), 0.20, 0.30, False, (6, 10),  2.2, 1.0, 1.0),
+    "overhead-press": (_F,                                True,  (0.45, 0.60), (0.50, 0.80), 0.19, (1.0, 1.4), (1.2, 1.8), (0.2, 0.6),  (0.3, 1.0), 0.30, 0.35, True,  (7, 11),  1.8, 1.0, 0.9),
+    "curl":           (_F,                                True,  (0.50, 0.65), (0.50, 0.80), 0.25, (1.3, 1.8), (1.4, 2.2), (0.1, 0.5),  (0.2, 0.8), 0.20, 0.45, False, (10, 14), 1.6, 0.8, 0.8),
+    "lunge":          (("thigh", *_F),                    False, (0.35, 0.50), (0.50, 0.80), 0.30, (1.5, 2.2), (1.0, 1.8), (0.0, 0.30), (0.8, 1.6), 0.20, 0.40, False, (10, 15), 1.5, 0.5, 0.6),
+    "lat-pulldown":   (_F,                                True,  (0.40, 0.55), (0.45, 0.70), 0.25, (1.3, 1.8), (1.2, 2.0), (0.0, 0.40), (0.2, 0.8), 0.20, 0.40, False, (10, 15), 1.6, 0.8, 1.4),
+    "cable-row":      (_F,                                True,  (0.35, 0.50), (0.45, 0.70), 0.25, (1.3, 1.8), (1.0, 1.8), (0.0, 0.40), (0.2, 0.8), 0.20, 0.40, False, (10, 15), 1.6, 0.8, 1.4),
+    "pull-up":        (_F,                                True,  (0.35, 0.50), (0.40, 0.65), 0.23, (1.0, 1.5), (1.2, 2.0), (0.0, 0.50), (0.3, 1.2), 0.30, 0.40, False, (8, 13),  2.0, 1.0, 1.1),
+    "push-up":        (_F,                                False, (0.25, 0.35), (0.45, 0.75), 0.25, (1.3, 1.8), (0.8, 1.4), (0.0, 0.20), (0.0, 0.5), 0.20, 0.40, False, (15, 25), 1.5, 0.5, 0.9),
+}
+# Fixed-hand exercises and load directions that are not "up".
+_DYNAMIC_EXTRA: dict[str, dict[str, object]] = {
+    "lat-pulldown": {"concentric_axis": (0.0, 0.0, -1.0)},
+    "cable-row": {"concentric_axis": (-1.0, 0.0, 0.0)},
+    "pull-up": {"fixed_hand": True},
+    "push-up": {"fixed_hand": True},
 }
 # fmt: on
 
 EXERCISES: dict[str, Exercise] = {
     **{
-        name: Exercise(name, "dynamic", **dict(zip(_DYNAMIC_FIELDS, row, strict=True)))  # type: ignore[arg-type]
+        name: Exercise(
+            name,
+            "dynamic",
+            **dict(zip(_DYNAMIC_FIELDS, row, strict=True)),  # type: ignore[arg-type]
+            **_DYNAMIC_EXTRA.get(name, {}),  # type: ignore[arg-type]
+        )
         for name, row in _DYNAMIC_TABLE.items()
     },
     **{
@@ -101,11 +138,11 @@ EXERCISES: dict[str, Exercise] = {
         for e in (
             Exercise("wall-sit", "hold", ("thigh",), tremor_load=1.8, tremor_mass_drop_hz=0.5),
             Exercise("plank", "hold", ("thigh",), tremor_load=1.6, tremor_mass_drop_hz=0.5),
-            Exercise("curl-hold", "hold", ("forearm",), tremor_load=1.8, tremor_mass_drop_hz=0.8),
+            Exercise("curl-hold", "hold", _F, tremor_load=1.8, tremor_mass_drop_hz=0.8),
             Exercise(
                 "single-leg-balance", "hold", ("shank",), tremor_load=1.2, tremor_mass_drop_hz=0.0
             ),
-            Exercise("seated", "hold", ("forearm",), tremor_load=1.0, tremor_mass_drop_hz=0.0),
+            Exercise("seated", "hold", _F, tremor_load=1.0, tremor_mass_drop_hz=0.0),
         )
     },
 }
@@ -148,7 +185,7 @@ def exercise_poses(
             q[4] = ph
         return q
 
-    pl = body.placement
+    pl = segment(body.placement)
     if pl == "forearm":
         if exercise == "bench":
             setup = p(0.0, -0.35, math.pi - 0.05)
@@ -177,6 +214,42 @@ def exercise_poses(
         elif exercise == "seated":
             setup = p(0.25, -0.45, math.pi / 2 + 0.1, -1.2)
             start, turn = setup.copy(), setup.copy()
+        elif exercise == "lunge":
+            # Bodyweight lunge, arms hanging: the elbow drops with the hips, the arm swings a bit.
+            setup = base.copy()
+            start = base.copy()
+            turn = p(-0.03, -0.9 * rom, base[3] + ang)
+        elif exercise == "lat-pulldown":
+            # Seated, hands on the bar overhead: the forearm points up and stays nearly vertical
+            # while the hands travel down with the bar.
+            setup = p(0.08, 0.50, math.pi - 0.12, -1.2)
+            start = setup.copy()
+            turn = p(0.04, 0.50 - rom, math.pi - 0.12 + ang, -1.3)
+        elif exercise == "cable-row":
+            # Seated, handle in front at hip height: the forearm points forward, the hands travel
+            # back to the abdomen.
+            setup = p(0.40, -0.45, math.pi / 2 - 0.1, -1.4)
+            start = setup.copy()
+            turn = p(0.40 - rom, -0.43, math.pi / 2 - 0.1 + ang, -1.3)
+        elif exercise in ("pull-up", "push-up"):
+            # The hand holds a bar (pull-up: overhead; push-up: on the floor) and stays put; the
+            # elbow swings round it, so the forearm tilts and the wrist barely translates.
+            if exercise == "pull-up":
+                grip = base[:3] + np.array([0.05, 0.0, 0.95])
+                th0, th1, ph = math.pi - 0.08, math.pi - 0.08 - ang, -1.3
+            else:
+                grip = base[:3] + np.array([0.55, 0.0, -1.05])
+                th0, th1, ph = 0.10, 0.10 - ang, -1.5
+
+            def on_grip(th: float) -> np.ndarray:
+                q = base.copy()
+                q[:3] = grip - GRIP_FROM_ELBOW_M * np.array([math.sin(th), 0.0, -math.cos(th)])
+                q[3], q[4] = th, ph
+                return q
+
+            setup = on_grip(th0)
+            start = setup.copy()
+            turn = on_grip(th1)
         else:
             raise ValueError(f"{exercise} with a forearm sensor is not modelled")
     elif pl == "thigh":
@@ -216,8 +289,14 @@ def exercise_poses(
 
 
 # Segment angle change of one rep (radians), drawn per set: thigh/shank flexion in squats and
-# lunges, elbow flexion in curls, a small forearm tilt in the non-rotating presses.
+# lunges, elbow flexion in curls, a small forearm tilt in the non-rotating presses and in the
+# fixed-hand exercises (about 15-30 degrees). The wrist placement uses the forearm's values.
 _REP_ANGLE_RAD: dict[tuple[str, str], tuple[float, float]] = {
+    ("lunge", "forearm"): (0.05, 0.20),
+    ("lat-pulldown", "forearm"): (0.25, 0.50),
+    ("cable-row", "forearm"): (0.25, 0.55),
+    ("pull-up", "forearm"): (0.25, 0.50),
+    ("push-up", "forearm"): (0.20, 0.45),
     ("squat", "thigh"): (1.20, 1.45),
     ("squat", "shank"): (1.10, 1.45),  # scaled by 0.45 in exercise_poses -> 0.5-0.65 rad ankle
     ("squat", "forearm"): (0.04, 0.10),
@@ -256,9 +335,9 @@ class Oscillation:
 
     t0_s: float
     dur_s: float
-    kind: str  # "walk"
+    kind: str  # "walk" | "shake"
     freq_hz: float
-    amp_scale: float = 1.0
+    amp_scale: float = 1.0  # walk: times the placement's swing; shake: amplitude in rad
 
 
 @dataclass
@@ -280,6 +359,17 @@ class TremorEpisode:
 
 
 @dataclass
+class FloorSpan:
+    """Grip and strap vibration while the hand holds a load: broadband, centred on the strap's
+    resonance, always there (not a tremor episode, never reported)."""
+
+    t0_s: float
+    dur_s: float
+    rms_mps2: float
+    fade_s: float = 0.5
+
+
+@dataclass
 class RepTruth:
     start_s: float
     end_s: float
@@ -294,6 +384,7 @@ class SetTruth:
     start_s: float
     end_s: float
     reps: list[RepTruth] = field(default_factory=list)
+    concentric_axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
 
 @dataclass
@@ -307,6 +398,7 @@ class SessionPlan:
     sets: list[SetTruth] = field(default_factory=list)
     events: list[tuple[float, str]] = field(default_factory=list)
     impacts: list[tuple[float, float]] = field(default_factory=list)  # (t_s, peak_mps2)
+    floors: list[FloorSpan] = field(default_factory=list)
     devices: list[tuple[str, Body]] = field(default_factory=list)
 
 
@@ -337,6 +429,10 @@ class Builder:
         self.speed_scale = float(
             rng.uniform(0.9, 1.1)
         )  # this lifter's velocity relative to typical
+        # Grip/strap vibration of a hand holding a load (3-15 Hz; the real wrist sets: about
+        # 0.35 m/s^2 RMS in quiet moments near a set, 0.6-1.1 during it, more with cable
+        # machines); lognormal per lifter.
+        self.grip_floor_mps2 = float(np.clip(rng.lognormal(math.log(0.55), 0.30), 0.2, 1.2))
 
     # -- primitives ---------------------------------------------------------------------------
     def u(self, lo: float, hi: float) -> float:
@@ -364,8 +460,19 @@ class Builder:
         d[2] = self.u(-0.06, 0.06)
         d[3] = self.u(-0.25, 0.25)
         d[4] = self.u(-0.4, 0.4)
+        if self.rng.random() < 0.3:
+            # Bigger: wipe the face, fix the strap, check the phone.
+            d[2] *= 4.0
+            d[3] *= 3.0
         out_s = self.u(0.5, 1.2)
         self.move(out_s, None, None, delta=d)
+        if self.rng.random() < 0.35:
+            # Shake the hand/arm loose: a few fast 2.5-4.5 Hz swings.
+            dur = self.u(1.0, 2.5)
+            self.plan.oscillations.append(
+                Oscillation(self.t_s, dur, "shake", self.u(2.5, 4.5), self.u(0.08, 0.25))
+            )
+            self.wait(dur)
         self.wait(self.u(0.2, 1.0))
         self.move(self.u(0.5, 1.2), None, None, delta=-d)
 
@@ -384,10 +491,10 @@ class Builder:
         """Rest between sets at the rest pose with fidgets and sometimes a short walk."""
         end = self.t_s + dur_s
         self.wait(self.u(1.0, 3.0))
-        if allow_walk and dur_s > 25 and self.rng.random() < 0.6:
+        if allow_walk and dur_s > 25 and self.rng.random() < 0.7:
             self.walk(min(self.u(6.0, 15.0), dur_s * 0.3))
         while end - self.t_s > 8.0:
-            self.wait(self.u(2.0, min(20.0, end - self.t_s - 5.0)))
+            self.wait(self.u(2.0, min(12.0, end - self.t_s - 5.0)))
             if end - self.t_s > 5.0:
                 self.fidget()
         self.t_s = max(self.t_s, end)
@@ -415,7 +522,7 @@ class Builder:
             # failure and velocity-loss shape for the day's load: drawn once per exercise.
             self.lifter[exercise] = (
                 self.u(*ex.ref_rom_m),
-                self.u(*_REP_ANGLE_RAD[(exercise, self.placement)]),
+                self.u(*_REP_ANGLE_RAD[(exercise, segment(self.placement))]),
                 self.u(*ex.v1_mps) * self.speed_scale,
                 self.u(*ex.reps_to_failure),
                 self.u(*ex.decline_exp),
@@ -440,6 +547,7 @@ class Builder:
         kw = {"ref_rom_m": rom, "rep_angle_rad": angle}
 
         # Walk to the station and set up.
+        setup_t0 = self.t_s
         if self.current_exercise != exercise:
             if ex.racked:
                 self.move(self.u(1.5, 2.5), exercise, "setup", **kw)
@@ -455,8 +563,20 @@ class Builder:
             self.move(self.u(0.7, 1.1), exercise, "start", **kw)
             self.wait(self.u(1.0, 2.0))
 
-        set_truth = SetTruth("dynamic", exercise, self.t_s, self.t_s)
+        set_truth = SetTruth(
+            "dynamic", exercise, self.t_s, self.t_s, concentric_axis=ex.concentric_axis
+        )
         fatigue0 = self.fatigue_carry
+        # Continuity: in many real sets the next rep follows with no still moment. Per set, the
+        # chance that a rep boundary has a pause: none (half of the sets), some, or most (the real wrist sets: median share 0.28, quartiles 0-0.64).
+        style = rng.random()
+        if style < 0.5:
+            p_pause = 0.0
+        elif style < 0.8:
+            p_pause = self.u(0.1, 0.5)
+        else:
+            p_pause = self.u(0.5, 1.0)
+        p_turn = self.u(0.0, 0.5)  # and at the turnaround
         for i in range(n):
             frac = i / (n_fail - 1) if n_fail > 1 else 1.0
             v = v1 * (1.0 - vl_fail * frac**p) * (1.0 + float(rng.normal(0.0, 0.03)))
@@ -474,18 +594,23 @@ class Builder:
                     conc_s, exercise, "turn", depth=depth, dip=dip, dip_at=ex.sticking_at, **kw
                 )
                 conc_end = self.t_s
-                self.wait(self.u(*ex.turn_pause_s) * (1.0 + frac))
+                if rng.random() < p_turn:
+                    self.wait(self.u(*ex.turn_pause_s) * (1.0 + frac))
                 self.move(ecc, exercise, "start", **kw)
             else:
                 self.move(ecc, exercise, "turn", depth=depth, **kw)
-                self.wait(self.u(*ex.turn_pause_s))
+                if rng.random() < p_turn:
+                    self.wait(self.u(*ex.turn_pause_s))
                 conc_start = self.t_s
                 self.move(conc_s, exercise, "start", dip=dip, dip_at=ex.sticking_at, **kw)
                 conc_end = self.t_s
             set_truth.reps.append(RepTruth(rep_start, self.t_s, conc_start, conc_end))
             if i < n - 1:
-                # Lockout/dead-stop pauses grow towards failure (breathing between hard reps).
-                self.wait(self.u(*ex.between_pause_s) * (1.0 + 1.2 * frac**2))
+                if rng.random() < p_pause + 0.5 * frac**3:
+                    # Lockout/dead-stop pauses grow towards failure (breathing between hard reps).
+                    self.wait(self.u(*ex.between_pause_s) * (1.0 + 1.2 * frac**2))
+                else:
+                    self.wait(self.u(0.0, 0.08))  # straight into the next rep
         set_truth.end_s = self.t_s
         self.plan.sets.append(set_truth)
         fatigue_end = float(np.clip(n / n_fail, 0.0, 1.0))
@@ -498,6 +623,14 @@ class Builder:
             self.move(self.u(0.7, 1.1), exercise, "setup", **kw)
             self.plan.impacts.append((self.t_s - 0.02, self.u(15.0, 45.0)))
             self.wait(self.u(0.5, 1.5))
+        self._grip_floor(setup_t0, self.t_s, ex.floor_factor)
+
+    def _grip_floor(self, t0: float, t1: float, factor: float) -> None:
+        """Grip/strap vibration while a hand-worn sensor's hand holds the load (per set level)."""
+        if self.placement not in HAND_PLACEMENTS or t1 - t0 < 1.0:
+            return
+        level = self.grip_floor_mps2 * factor * float(np.exp(self.rng.normal(0.0, 0.2)))
+        self.plan.floors.append(FloorSpan(max(0.0, t0), t1 - max(0.0, t0), level))
 
     def hold(self, exercise: str, dur_s: float, *, to_failure: bool = True) -> None:
         """An isometric hold; tremor grows with time under load, a 4-6 Hz component emerges late."""
@@ -510,6 +643,8 @@ class Builder:
         start = self.t_s
         self.wait(dur_s)
         self.plan.sets.append(SetTruth("hold", exercise, start, self.t_s))
+        if exercise == "curl-hold":
+            self._grip_floor(start, self.t_s, 0.8)
         f_end = 1.0 if to_failure else 0.6
         if exercise == "single-leg-balance":
             # Postural sway dominates: 1-3 Hz corrections growing as the ankle tires.
@@ -792,6 +927,37 @@ def _mixed_workout(b: Builder) -> None:
             b.rest(b.rest_length_s(15.0, 25.0))
 
 
+def _lat_pulldown(b: Builder) -> None:
+    _start(b)
+    _sets(b, "lat-pulldown", 3, int(b.u(10, 13)), (45.0, 75.0))
+
+
+def _cable_row(b: Builder) -> None:
+    _start(b)
+    _sets(b, "cable-row", 3, int(b.u(10, 15)), (45.0, 75.0))
+
+
+def _pull_up(b: Builder) -> None:
+    _start(b)
+    _sets(b, "pull-up", 3, int(b.u(8, 12)), (60.0, 90.0))
+
+
+def _push_up(b: Builder) -> None:
+    _start(b)
+    _sets(b, "push-up", 2, int(b.u(15, 22)), (40.0, 70.0))
+
+
+def _bodyweight_lunge(b: Builder) -> None:
+    _start(b)
+    # Quick alternating bodyweight lunges, about 1.6-2 s each with no stop between them.
+    n_sets = 1 if b.short else 2
+    for k in range(n_sets):
+        b.dynamic_set("lunge", 20 if not b.short else 12, set_index=k, intensity=1.45)
+        if k < n_sets - 1:
+            b.go_rest()
+            b.rest(b.rest_length_s(30.0, 50.0))
+
+
 def _demo(b: Builder) -> None:
     # A lifter whose tremor clearly rises with fatigue, so a short run shows every feature.
     b.tremor_base_mps2 = max(b.tremor_base_mps2, 0.03)
@@ -869,6 +1035,36 @@ SCENARIOS: dict[str, ScenarioSpec] = {
             _mixed_workout,
         ),
         ScenarioSpec("plank", "two plank holds, thigh sensor", "thigh", _plank),
+        ScenarioSpec(
+            "lat-pulldown",
+            "lat pull-down 3 sets, wrist sensor (hands travel with the bar, forearm upright)",
+            "wrist",
+            _lat_pulldown,
+        ),
+        ScenarioSpec(
+            "cable-row",
+            "seated cable row 3 sets, wrist sensor (forearm forward, hands travel back)",
+            "wrist",
+            _cable_row,
+        ),
+        ScenarioSpec(
+            "pull-up",
+            "assisted pull-ups 3 sets, wrist sensor (hands fixed on the bar, forearm tilts)",
+            "wrist",
+            _pull_up,
+        ),
+        ScenarioSpec(
+            "push-up",
+            "push-ups 2 sets, wrist sensor (hands fixed on the floor, forearm tilts)",
+            "wrist",
+            _push_up,
+        ),
+        ScenarioSpec(
+            "bodyweight-lunge",
+            "bodyweight lunges back to back (20 per set), wrist sensor, arms hanging",
+            "wrist",
+            _bodyweight_lunge,
+        ),
         ScenarioSpec(
             "demo",
             "~85 s: two bench sets (second one slowing) and an isometric hold, forearm",
