@@ -3,9 +3,11 @@
 //
 //   node tests/firmware/mpy_repl_board.mjs      (the test bridges a pty to it)
 //
-// Two things a board does that this port's REPL does not: a soft reset (Ctrl-D) prints
+// Three things a board does that this port's REPL does not: a soft reset (Ctrl-D) prints
 // "soft reboot" and comes back at the REPL it was in (the interpreter and its files are
-// kept here), and raw-paste mode is declined ("R\x00") so mpremote uses plain raw mode.
+// kept here); machine.reset() restarts the board: its start banner, then /main.py if there
+// is one, then the normal REPL (files kept, like a board's flash); and raw-paste mode is
+// declined ("R\x00") so mpremote uses plain raw mode.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 
 let muted = false;
@@ -42,6 +44,14 @@ for _name in ("stat", "listdir", "ilistdir", "mkdir", "rmdir", "remove", "rename
         setattr(os, _name, _board_errno(getattr(os, _name)))
 builtins.open = _board_errno(builtins.open)
 del _name, _board_errno
+class _Machine:
+    @staticmethod
+    def reset():
+        open("/.hard_reset", "w").close()
+        raise SystemExit
+import sys
+sys.modules["machine"] = _Machine
+del _Machine
 `);
 mp.replInit();
 
@@ -49,7 +59,23 @@ async function feed(c) {
   if (c === CTRL_A) raw = true;
   if (c === CTRL_B) raw = false;
   const forcedExit = await mp.replProcessCharWithAsyncify(c);
-  if (forcedExit) {
+  let hard = false;
+  try {
+    mp.FS.unlink("/.hard_reset");
+    hard = true;
+  } catch (e) { /* a soft reset */ }
+  if (forcedExit && hard) {
+    // machine.reset(): the start banner, /main.py, then the normal REPL.
+    raw = false;
+    muted = false;
+    out("ets Jun  8 2016 00:22:57\r\nrst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n");
+    let main = null;
+    try { main = mp.FS.readFile("/main.py", { encoding: "utf8" }); } catch (e) { /* none */ }
+    if (main !== null) {
+      try { await mp.runPythonAsync(main); } catch (e) { /* printed on stderr */ }
+    }
+    mp.replInit();
+  } else if (forcedExit) {
     // A fresh REPL, as after a reset (the old line buffer is gone), in the same mode.
     out("MPY: soft reboot\r\n");
     muted = raw;

@@ -133,24 +133,33 @@ def test_flash_refuses_an_empty_build(tmp_path, capsys):
     assert "make firmware" in capsys.readouterr().err
 
 
-def test_flash_command_copies_the_tree_in_one_connection(small_firmware, tmp_path):
+def _steps(cmd: list[str]) -> list[list[str]]:
+    steps: list[list[str]] = [[]]
+    for part in cmd[5:]:
+        if part == "+":
+            steps.append([])
+        else:
+            steps[-1].append(part)
+    return steps
+
+
+def test_flash_command_copies_then_switches_over_in_one_connection(small_firmware, tmp_path):
     out = tmp_path / "build"
     build_firmware.main(["--src", str(small_firmware), "--out", str(out)])
     cmd, copied = flash.mpremote_command("/dev/ttyUSB0", out, hard_reset=False)
     assert cmd[1:5] == ["-m", "mpremote", "connect", "/dev/ttyUSB0"]
     assert cmd.count("connect") == 1
-    assert cmd[5] == "exec" and "['/lib/pkg']" in cmd[6]
-    steps: list[list[str]] = []
-    for part in cmd[7:]:
-        if part == "+":
-            steps.append([])
-        else:
-            steps[-1].append(part)
-    assert steps == [
-        ["fs", "cp", str(out / "boot.py"), ":/boot.py"],
-        ["fs", "cp", "-r", str(out / "lib" / "pkg"), ":/lib/pkg"],
-        ["fs", "cp", str(out / "main.py"), ":/main.py"],
+    steps = _steps(cmd)
+    assert steps[0][0] == "exec" and "['/boot.py', '/lib/pkg', '/main.py']" in steps[0][1]
+    # Everything is copied next to what it replaces; nothing live is touched until the end.
+    assert steps[1:-1] == [
+        ["fs", "cp", str(out / "boot.py"), ":/boot.py.new"],
+        ["fs", "cp", "-r", str(out / "lib" / "pkg"), ":/lib/pkg.new"],
+        ["fs", "cp", str(out / "main.py"), ":/main.py.new"],
     ]
+    assert steps[-1][0] == "exec"
+    # The package is switched before main.py, which imports it.
+    assert "['/lib/pkg', '/boot.py', '/main.py']" in steps[-1][1]
     assert copied == [
         "/boot.py",
         "/lib/pkg/__init__.mpy",
@@ -160,6 +169,11 @@ def test_flash_command_copies_the_tree_in_one_connection(small_firmware, tmp_pat
     ]
     hard, _ = flash.mpremote_command("/dev/ttyUSB0", out, hard_reset=True)
     assert hard[-2:] == ["+", "reset"]
+
+
+def test_flash_no_start_file_matches_main_py():
+    main_py = (ROOT / "firmware" / "main.py").read_text()
+    assert f'NO_START_FILE = "{flash.NO_START_FILE}"' in main_py
 
 
 class ReplBoard:
@@ -225,11 +239,26 @@ def repl_board():
     board.close()
 
 
+def _board_listing(board: "ReplBoard", top: str = "/lib") -> dict[str, str]:
+    listing = board.run(
+        "import os\n"
+        "def walk(p):\n"
+        "    for e in sorted(os.listdir(p)):\n"
+        "        q = (p if p != '/' else '') + '/' + e\n"
+        "        if os.stat(q)[0] & 0x4000:\n"
+        "            walk(q)\n"
+        "        else:\n"
+        "            print(q, os.stat(q)[6])\n"
+        f"walk({top!r})\n"
+    )
+    return dict(line.rsplit(" ", 1) for line in listing.splitlines() if line.startswith("/"))
+
+
 @pytest.mark.mpy
 @pytest.mark.slow
 def test_flash_copies_to_a_micropython_board_over_mpremote(repl_board, tmp_path):
     # A stale source file on the board would shadow the new .mpy (MicroPython imports .py
-    # first): flashing must remove it. Other packages in /lib stay.
+    # first): flashing must not leave it. Other packages in /lib stay.
     repl_board.run(
         "import os\nfor d in ('/lib', '/lib/tremorlift_fw', '/lib/other'):\n    os.mkdir(d)\n"
         "open('/lib/tremorlift_fw/protocol.py', 'w').write('STALE = 1')\n"
@@ -247,51 +276,81 @@ def test_flash_copies_to_a_micropython_board_over_mpremote(repl_board, tmp_path)
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "soft-reset and is running main.py" in proc.stdout
-    listing = repl_board.run(
-        "import os, sys\n"
-        "def walk(p):\n"
-        "    for e in sorted(os.listdir(p)):\n"
-        "        q = p + '/' + e\n"
-        "        if os.stat(q)[0] & 0x4000:\n"
-        "            walk(q)\n"
-        "        else:\n"
-        "            print(q, os.stat(q)[6])\n"
-        "walk('/lib')\n"
-        "sys.path.insert(0, '/lib')\n"
-        "from tremorlift_fw import protocol\n"
-        "print('crc', hex(protocol.crc16(b'123456789', 9)), hasattr(protocol, 'STALE'))\n"
-    )
-    on_board = dict(line.rsplit(" ", 1) for line in listing.splitlines() if line.startswith("/lib"))
+        # The board was reset into no-start before the copy: the first time there was no
+        # main.py on it yet; the second time the new main.py found the file and deleted it.
+        assert "at its REPL, not running the application" in proc.stdout
+    on_board = _board_listing(repl_board)
     built = {
         f"/{p.relative_to(out).as_posix()}": str(p.stat().st_size)
         for p in (out / "lib").rglob("*")
         if p.is_file()
     }
-    assert on_board == {**built, "/lib/other/keep.py": "0"}
-    assert "crc 0x29b1 False" in listing
+    assert on_board == {**built, "/lib/other/keep.py": "0"}  # no .new or .old
+    root = repl_board.run("import os\nprint(sorted(os.listdir('/')))\n")
+    assert "'main.py'" in root and "'boot.py'" in root
+    assert ".new" not in root and "tl_nostart" not in root
+    check = repl_board.run(
+        "import sys\nsys.path.insert(0, '/lib')\nfrom tremorlift_fw import protocol\n"
+        "print('crc', hex(protocol.crc16(b'123456789', 9)), hasattr(protocol, 'STALE'))\n"
+    )
+    assert "crc 0x29b1 False" in check
 
 
 @pytest.mark.mpy
-def test_flash_prepare_code_runs_on_micropython(tmp_path):
-    # The code flash.py runs on the board before copying: removes the stale package tree
-    # (a .py would shadow the new .mpy), keeps other packages, creates /lib if needed.
+@pytest.mark.slow
+def test_an_interrupted_flash_leaves_the_old_firmware_whole(repl_board, small_firmware, tmp_path):
+    old = tmp_path / "old"
+    build_firmware.main(["--src", str(small_firmware), "--out", str(old)])
+    _write(small_firmware / "lib" / "pkg" / "app.py", "def main():\n    return 43\n")
+    new = tmp_path / "new"
+    build_firmware.main(["--src", str(small_firmware), "--out", str(new)])
+    cmd, _ = flash.mpremote_command(repl_board.port, old, hard_reset=False)
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+    before = _board_listing(repl_board)
+    # The new copy stops before its switch-over (the board reset or the cable pulled).
+    cmd, _ = flash.mpremote_command(repl_board.port, new, hard_reset=False)
+    interrupted = cmd[: len(cmd) - 1 - cmd[::-1].index("+")]
+    assert subprocess.run(interrupted, capture_output=True, timeout=60).returncode == 0
+    after = _board_listing(repl_board)
+    assert {k: v for k, v in after.items() if not k.startswith("/lib/pkg.new")} == before
+    # Interrupted between the two renames: the next flash puts .old back first, then
+    # replaces it (and main.py does the same at start, see tests/firmware/mpy_runtime).
+    repl_board.run("import os\nos.rename('/lib/pkg', '/lib/pkg.old')\n")
+    assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
+    final = _board_listing(repl_board)
+    assert set(final) == set(before)
+    check = repl_board.run(
+        "import sys\nsys.path.insert(0, '/lib')\nfrom pkg import app\nprint(app.main())\n"
+    )
+    assert check.strip() == "43"
+
+
+@pytest.mark.mpy
+def test_flash_board_scripts_run_on_micropython(tmp_path):
+    # The code flash.py runs on the board: before the copy it puts a lone .old back and
+    # removes leftovers; after it each .new takes its final name. Other packages stay.
     board = tmp_path / "board"
-    _write(board / "lib" / "pkg" / "app.py", "stale = True\n")
-    _write(board / "lib" / "pkg" / "sub" / "deep.py", "")
+    _write(board / "lib" / "pkg.new" / "app.py", "half = True\n")
+    _write(board / "lib" / "gone.old" / "app.py", "old = True\n")
     _write(board / "lib" / "other" / "keep.py", "")
-    prepare = flash._PREPARE.format(paths=["/flash/lib/pkg", "/flash/nothing"])
-    prepare = prepare.replace("'/lib'", "'/flash/lib'")
+    paths = ["/flash/lib/pkg", "/flash/lib/gone", "/flash/main.py"]
+    prepare = flash._PREPARE.format(paths=paths).replace("'/lib'", "'/flash/lib'")
+    switch = flash._SWITCH.format(paths=paths[:1])
     script = _write(
         tmp_path / "check.py",
         prepare
         + "print(sorted(os.listdir('/flash/lib')))\n"
-        + "_rm('/flash/lib')\n"
-        + "try:\n    os.mkdir('/flash/lib')\nexcept OSError:\n    pass\n"
-        + "print(os.listdir('/flash'))\n",
+        + "os.mkdir('/flash/lib/pkg.new')\n"
+        + "open('/flash/lib/pkg.new/app.py', 'w').write('new = True')\n"
+        + switch
+        + "print(sorted(os.listdir('/flash/lib')), os.listdir('/flash/lib/pkg'))\n",
     )
     proc = _micropython(script, f"{board}:/flash")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\n")[:2] == ["['other']", "['lib']"]
+    assert proc.stdout.split("\n")[:2] == [
+        "['gone', 'other']",
+        "['gone', 'other', 'pkg'] ['app.py']",
+    ]
 
 
 # --- typecheck -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from tremorlift.twin import machine_emulation
 from tremorlift_fw import app as app_module
 from tremorlift_fw import ble as ble_module
 from tremorlift_fw import config, protocol
+from tremorlift_fw.board import Haptic
 from tremorlift_fw.ring import Ring
 
 P = protocol
@@ -556,7 +557,8 @@ def test_tick_us_wraps_at_2_30():
 def test_safe_mode_button_and_flag():
     clock = machine_emulation.ManualClock()
 
-    class HeldThenReleased:
+    class PressedAfter:
+        # BOOT is a strapping pin: it can only be pressed after the board has started.
         def __init__(self, low_after_reads):
             self.reads = 0
             self.low_after = low_after_reads
@@ -566,8 +568,10 @@ def test_safe_mode_button_and_flag():
             clock.advance_ms(10)
             return 0 if self.reads > self.low_after else 1
 
-    assert app_module.safe_mode_requested(HeldThenReleased(3), clock, 1500, poll_ms=0)
-    assert not app_module.safe_mode_requested(HeldThenReleased(1000), clock, 1500, poll_ms=0)
+    assert app_module.safe_mode_requested(PressedAfter(3), clock, 1500, poll_ms=0)
+    assert not app_module.safe_mode_requested(PressedAfter(1000), clock, 1500, poll_ms=0)
+    # Low from the first read on (stuck or shorted pin): never a press.
+    assert not app_module.safe_mode_requested(PressedAfter(0), clock, 1500, poll_ms=0)
     rig = R.Rig()
     rig.app.safe_mode = True
     assert rig.app.status_flags() & P.ST_SAFE_MODE
@@ -644,3 +648,24 @@ def test_app_main_builds_the_board_from_config(monkeypatch):
     app = ran[0]
     assert app.imu is not None and app.imu.KIND == 3 and app.board_kind == 1
     assert app.name.startswith("TL-") and app.wdt is not None
+
+
+def test_haptic_pwm_is_off_from_its_first_cycle():
+    # machine.PWM(pin) on an ESP32 starts the output at 5 kHz, 50 % duty, which pulses the
+    # motor at boot: the firmware gives the frequency and duty 0 to the constructor.
+    class BoardPwm(machine_emulation.PWM):
+        def __init__(self, pin, *, freq=None, duty_u16=None):
+            super().__init__(
+                pin,
+                freq=5000 if freq is None else freq,
+                duty_u16=32768 if duty_u16 is None else duty_u16,
+            )
+
+    class Board:
+        Pin = machine_emulation.Pin
+        PWM = BoardPwm
+
+    pwm = app_module.haptic_pwm(Board, 25)
+    assert pwm.log == [("freq", config.HAPTIC_PWM_FREQ_HZ)]
+    Haptic(pwm, config.HAPTIC_PWM_FREQ_HZ)
+    assert all(v == 0 for k, v in pwm.log if k == "duty_u16")

@@ -33,6 +33,27 @@ _INDICATOR_INTERVAL_MS = const(20)
 _INFO_BUF_BYTES = const(64)
 # The smallest ATT MTU a one-sample frame fits: 3 (ATT header) + 16 + 12.
 _MIN_STREAM_MTU = const(31)
+# The haptic pulse that opens the safe-mode window: 60 % for 80 ms.
+_SAFE_MODE_PULSE_DUTY = const(39321)
+_SAFE_MODE_PULSE_MS = const(80)
+
+# The board's watchdog once started (start_watchdog): it cannot be stopped, so /main.py asks
+# watchdog_running() when Ctrl-C arrives.
+_watchdog = None
+
+
+def start_watchdog(timeout_ms=config.WATCHDOG_TIMEOUT_MS):
+    """Start the board's watchdog (once) and return it."""
+    global _watchdog
+    if _watchdog is None:
+        import machine
+
+        _watchdog = machine.WDT(timeout=timeout_ms)
+    return _watchdog
+
+
+def watchdog_running():
+    return _watchdog is not None
 
 
 def _random_boot_id():
@@ -610,23 +631,35 @@ def board_name():
     return "esp32-devkitc"
 
 
-def safe_mode_requested(pin, clock, window_ms=config.SAFE_MODE_WINDOW_MS, poll_ms=10):
-    """True if the (pulled-up, active-low) safe-mode button is held during window_ms."""
-    import time
+def safe_mode_requested(
+    pin, clock, window_ms=config.SAFE_MODE_WINDOW_MS, poll_ms=10, sleep_ms=None
+):
+    """True if the (pulled-up, active-low) safe-mode button is pressed during window_ms.
 
+    The BOOT button is a strapping pin (GPIO0 on ESP32/S3, GPIO9 on C3): held while the chip
+    starts, it selects the ROM bootloader, so it is only sampled after boot, while the board
+    signals the window. A press counts only after the pin was seen released: a pin that reads
+    low from the first sample on (stuck, or shorted) never locks the wearable in safe mode.
+    """
+    if sleep_ms is None:
+        import time
+
+        sleep_ms = getattr(time, "sleep_ms", None) or (lambda ms: time.sleep(ms / 1000))
     start = clock.ticks_ms()
+    released = False
     while clock.ticks_diff(clock.ticks_ms(), start) < window_ms:
-        if pin.value() == 0:
+        if pin.value():
+            released = True
+        elif released:
             return True
-        if hasattr(time, "sleep_ms"):
-            time.sleep_ms(poll_ms)
-        else:
-            time.sleep(poll_ms / 1000)
+        sleep_ms(poll_ms)
     return False
 
 
 def check_safe_mode():
-    """Samples the board's safe-mode button (used by /main.py before anything starts)."""
+    """Opens the safe-mode window (used by /main.py before anything starts): the LED is lit
+    and the haptic motor gives one short pulse, and a press of BOOT while the LED is lit
+    (config.SAFE_MODE_WINDOW_MS) is a request for safe mode."""
     import machine
 
     from .clock import BoardClock
@@ -636,7 +669,36 @@ def check_safe_mode():
     if pin_no is None:
         return False
     pin = machine.Pin(pin_no, machine.Pin.IN, machine.Pin.PULL_UP)
-    return safe_mode_requested(pin, BoardClock(), config.SAFE_MODE_WINDOW_MS)
+    clock = BoardClock()
+    led = None
+    if pins.get("led") is not None:
+        led = machine.Pin(pins["led"], machine.Pin.OUT)
+        led.value(0 if pins.get("led_active_low", False) else 1)
+    pwm = None
+    if pins.get("haptic") is not None:
+        pwm = machine.PWM(
+            machine.Pin(pins["haptic"]),
+            freq=config.HAPTIC_PWM_FREQ_HZ,
+            duty_u16=_SAFE_MODE_PULSE_DUTY,
+        )
+    try:
+        if pwm is not None:
+            import time
+
+            time.sleep_ms(_SAFE_MODE_PULSE_MS)
+            pwm.duty_u16(0)
+        return safe_mode_requested(pin, clock, config.SAFE_MODE_WINDOW_MS)
+    finally:
+        if pwm is not None:
+            pwm.duty_u16(0)
+        if led is not None:
+            led.value(1 if pins.get("led_active_low", False) else 0)
+
+
+def haptic_pwm(machine, pin_no):
+    """The haptic motor's PWM, off from its first cycle: machine.PWM(pin) alone starts the
+    output at the port's default (5 kHz, 50 % duty on ESP32), which pulses the motor."""
+    return machine.PWM(machine.Pin(pin_no), freq=config.HAPTIC_PWM_FREQ_HZ, duty_u16=0)
 
 
 def main():
@@ -663,7 +725,7 @@ def main():
         led = Led(machine.Pin(pins["led"], machine.Pin.OUT), pins.get("led_active_low", False))
     haptic = None
     if pins.get("haptic") is not None:
-        haptic = Haptic(machine.PWM(machine.Pin(pins["haptic"])), config.HAPTIC_PWM_FREQ_HZ)
+        haptic = Haptic(haptic_pwm(machine, pins["haptic"]), config.HAPTIC_PWM_FREQ_HZ)
     adc = None
     if pins.get("battery_adc") is not None:
         adc = machine.ADC(machine.Pin(pins["battery_adc"]))
@@ -690,13 +752,15 @@ def main():
         serial=UsbSerialPort(),
         board_kind=_BOARD_KINDS.get(pins["chip"], BOARD_UNKNOWN),
         machine_reset=machine.reset,
-        wdt=machine.WDT(timeout=config.WATCHDOG_TIMEOUT_MS),
+        wdt=start_watchdog(),
         bond_store=bonds,
     )
     app.begin()
+    imu = app.imu
     print(
         "tremorlift: {}, IMU {}".format(
-            app.name, app.imu.NAME if app.imu is not None else "missing"
+            app.name,
+            "missing" if imu is None else f"{imu.NAME} (WHO_AM_I 0x{imu.who_am_i:02x})",
         )
     )
     asyncio.run(app.run())

@@ -90,8 +90,8 @@ class Haptic:
 
     def __init__(self, pwm, freq_hz):
         self._pwm = pwm
-        pwm.freq(freq_hz)
         pwm.duty_u16(0)
+        pwm.freq(freq_hz)
         self._pattern = None
         self._start_ms = 0
         self._duty = 0

@@ -19,8 +19,10 @@ BOARD = "auto"
 
 # Pin numbers are GPIO numbers. None means "not fitted".
 # led_active_low: the XIAO boards' user LED is wired to 3V3 (on when low).
-# safe_mode_pin: the BOOT button on every supported board; holding it while
-# the board starts skips auto-start and leaves the REPL free.
+# safe_mode_pin: the BOOT button on every supported board. It is a strapping
+# pin (held while the chip starts, it selects the ROM bootloader), so it is read
+# only after boot: pressing it while the LED is lit at start (SAFE_MODE_WINDOW_MS)
+# skips auto-start and leaves the REPL free.
 BOARDS = {
     # Seeed Studio XIAO ESP32-S3: D4/D5 are the I2C pins, user LED on GPIO21.
     "xiao-esp32s3": {
@@ -126,8 +128,8 @@ HAPTIC_PWM_FREQ_HZ = const(200)
 WATCHDOG_TIMEOUT_MS = const(8000)
 # After an unhandled exception the board waits this long, then resets.
 CRASH_RESET_DELAY_MS = const(5000)
-# How long the safe-mode button is sampled at start.
-SAFE_MODE_WINDOW_MS = const(1500)
+# How long the LED stays lit at start for a press of the safe-mode button.
+SAFE_MODE_WINDOW_MS = const(2000)
 
 # --- Security ----------------------------------------------------------------
 # When True the control characteristic is registered write-encrypted: the BLE
