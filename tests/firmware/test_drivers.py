@@ -179,6 +179,46 @@ def test_detect_empty_bus_and_wrong_who_am_i_give_none() -> None:
     assert found is not None and found.KIND == drivers.IMU_ICM42688P and found.address == 0x69
 
 
+@pytest.mark.parametrize("who_am_i", [0x98, 0x72, 0x73])
+def test_gy521_clone_ids_are_taken_as_mpu6050_and_stream(who_am_i: int) -> None:
+    # Many GY-521 modules carry MPU-6050 clones answering these ids (0x98 most often).
+    table = random_table(5, 5000, 8, 1000)
+    bus = FakeI2C()
+    emu = Mpu6050Emulator(who_am_i=who_am_i, source=lambda i: table[i])
+    bus.attach(emu)
+    driver = drivers.detect(bus, sleep_ms=no_sleep)
+    assert driver is not None and type(driver) is MPU6050
+    assert (driver.KIND, driver.NAME, driver.who_am_i) == (
+        drivers.IMU_MPU6050,
+        "MPU-6050",
+        who_am_i,
+    )
+    driver.configure(200, 8, 1000)
+    driver.fifo_start()
+    got = poll_all(emu, driver, random.Random(3), 50, 10_000)
+    assert len(got) > 0
+    assert np.array_equal(got, expected_stream(table, 0, len(got), 200, (8, 1000), -32768))
+
+
+def test_mpu_overflow_flush_resets_the_fifo_while_it_is_disabled() -> None:
+    # RM 4.27: FIFO_RESET is done with FIFO_EN cleared, then the FIFO is enabled again.
+    bus, emu, driver = make("mpu6050")
+    driver.configure(1000, 8, 1000)
+    driver.fifo_start()
+    writes: list[int] = []
+    write = bus.writeto_mem
+
+    def logged(addr, memaddr, buf, *, addrsize=8):
+        if memaddr == 0x6A:
+            writes.append(bytes(buf)[0])
+        write(addr, memaddr, buf, addrsize=addrsize)
+
+    bus.writeto_mem = logged
+    emu.advance(700_000)
+    assert driver.read_fifo(bytearray(12 * 64), 64) == -1
+    assert writes == [0x00, 0x04, 0x40]
+
+
 def test_constructor_touches_no_bus_and_init_checks_who_am_i() -> None:
     bus = FakeI2C()
     MPU6050(bus)

@@ -84,6 +84,7 @@ class ICM42688(FifoImu):
     KIND = IMU_ICM42688P
     NAME = "ICM-42688-P"
     WHO_AM_I = _WHO_AM_I_ICM42688P
+    who_am_i = _WHO_AM_I_ICM42688P
     _PACKET_BYTES = 16
     _DATA_OFFSET = 1
     _BIG_ENDIAN = False

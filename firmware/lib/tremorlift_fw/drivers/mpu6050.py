@@ -44,6 +44,12 @@ _PWR_CLK_PLL_XGYRO = const(0x01)
 
 _WHO_AM_I_MPU6050 = const(0x68)  # RM 4.32 (bits 6:1 = 0x34; does not follow AD0)
 _WHO_AM_I_MPU6500 = const(0x70)  # RM-MPU-6500A register 117
+# GY-521 "MPU-6050" modules often carry clones that answer other ids but keep the MPU-6050
+# registers this driver uses (power, config, ranges, FIFO, INT_STATUS): 0x98 is the most
+# common, 0x72 and 0x73 are seen too (the ids accepted by public MPU-6050 drivers). Their
+# FIFO size is not documented: the smaller one (512 B) is assumed for 0x72/0x73.
+_WHO_AM_I_CLONES_1024 = (0x98,)
+_WHO_AM_I_CLONES_512 = (0x72, 0x73)
 _FIFO_BYTES_MPU6050 = const(1024)  # product spec PS-MPU-6000A 7.17
 _FIFO_BYTES_MPU6500 = const(512)  # MPU-6500 product spec: 512-byte FIFO
 _RESET_WAIT_MS = const(100)  # after DEVICE_RESET before the registers are usable
@@ -61,7 +67,7 @@ class MPU6050(FifoImu):
 
     KIND = IMU_MPU6050
     NAME = "MPU-6050"
-    WHO_AM_I_VALUES = (_WHO_AM_I_MPU6050, _WHO_AM_I_MPU6500)
+    WHO_AM_I_VALUES = (_WHO_AM_I_MPU6050, _WHO_AM_I_MPU6500, 0x98, 0x72, 0x73)
     _PACKET_BYTES = 12
     _DATA_OFFSET = 0
     _BIG_ENDIAN = True
@@ -73,6 +79,7 @@ class MPU6050(FifoImu):
         self._count = bytearray(2)
         self._fifo_capacity = _FIFO_BYTES_MPU6050
         self._dlpf_table = _DLPF_MPU6050
+        self.who_am_i = 0  # the id the chip answered (init)
 
     def init(self):
         """Check WHO_AM_I, reset, wake on the gyro clock; restore the last configure()."""
@@ -82,13 +89,19 @@ class MPU6050(FifoImu):
             self.NAME = "MPU-6500"
             self._fifo_capacity = _FIFO_BYTES_MPU6500
             self._dlpf_table = _DLPF_MPU6500
-        elif who == _WHO_AM_I_MPU6050:
+        elif who == _WHO_AM_I_MPU6050 or who in _WHO_AM_I_CLONES_1024:
             self.KIND = IMU_MPU6050
             self.NAME = "MPU-6050"
             self._fifo_capacity = _FIFO_BYTES_MPU6050
             self._dlpf_table = _DLPF_MPU6050
+        elif who in _WHO_AM_I_CLONES_512:
+            self.KIND = IMU_MPU6050
+            self.NAME = "MPU-6050"
+            self._fifo_capacity = _FIFO_BYTES_MPU6500
+            self._dlpf_table = _DLPF_MPU6050
         else:
             raise OSError(_ENODEV, "no such IMU")
+        self.who_am_i = who
         self._write(_PWR_MGMT_1, _PWR_DEVICE_RESET)
         self._sleep_ms(_RESET_WAIT_MS)
         self._write(_PWR_MGMT_1, _PWR_CLK_PLL_XGYRO)
@@ -136,7 +149,10 @@ class MPU6050(FifoImu):
         return count
 
     def _fifo_reset(self):
-        self._write(_USER_CTRL, _USER_FIFO_EN | _USER_FIFO_RESET)
+        # RM 4.27: FIFO_RESET only while FIFO_EN is 0; the FIFO is enabled again afterwards.
+        self._write(_USER_CTRL, 0)
+        self._write(_USER_CTRL, _USER_FIFO_RESET)
+        self._write(_USER_CTRL, _USER_FIFO_EN)
 
     def _overflow_flag(self):
         return self._read(_INT_STATUS) & _INT_FIFO_OFLOW
