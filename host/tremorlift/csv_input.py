@@ -173,17 +173,17 @@ class CsvStream:
             raise UserError(
                 f"{self.name}: line {first + row + 2}: {col} is not a finite number (NaN or infinity)"
             )
-        for lo, what, limit, unit in (
-            (1, "|a|", MAX_ACCEL_MPS2, "m/s^2 (50 g)"),
-            (4, "|omega|", MAX_GYRO_RADPS, "rad/s"),
+        for lo, what, limit, unit, bound in (
+            (1, "|a|", MAX_ACCEL_MPS2, "m/s^2", "50 g (490.3 m/s^2)"),
+            (4, "|omega|", MAX_GYRO_RADPS, "rad/s", "50 rad/s"),
         ):
             sq = np.einsum("ij,ij->i", data[:, lo : lo + 3], data[:, lo : lo + 3])
             over = np.flatnonzero(sq > limit * limit)
             if over.size:
                 row = int(over[0])
                 raise UserError(
-                    f"{self.name}: line {first + row + 2}: {what} = {np.sqrt(sq[row]):.6g} is beyond "
-                    f"{limit:.6g} {unit}: not a physical reading"
+                    f"{self.name}: line {first + row + 2}: {what} = {np.sqrt(sq[row]):.4g} {unit} "
+                    f"is beyond {bound}: not a physical reading"
                 )
         t = data[:, 0]
         if self._t_prev is not None and t[0] <= self._t_prev:

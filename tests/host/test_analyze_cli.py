@@ -87,8 +87,26 @@ BAD_CASES = {
     ),
     "slow": (
         f"{HEADER}\n" + "".join(f"{k * 0.05:.2f},0,0,9.8,0,0,0\n" for k in range(200)),
-        "below 50 Hz",
+        "sample rate 20.0 Hz is below",
     ),
+    "short": (
+        f"{HEADER}\n" + "".join(f"{k * 0.005:.3f},0,0,9.8,0,0,0\n" for k in range(200)),
+        "lasts 0.99 s (200 samples); need at least 2 s",
+    ),
+    "blank-inside": (
+        f"{HEADER}\n0,0,0,9.8,0,0,0\n\n0.01,0,0,9.8,0,0,0\n",
+        "line 3: empty line inside the data",
+    ),
+    "too-much-g": (
+        f"{HEADER}\n0,0,0,9.8,0,0,0\n0.005,300,400,9.8,0,0,0\n",
+        "line 3: |a| = 500.1 m/s^2 is beyond 50 g",
+    ),
+    "too-fast-spin": (
+        f"{HEADER}\n0,0,0,9.8,0,0,0\n0.005,0,0,9.8,0,0,0\n0.01,0,0,9.8,0,60,0\n",
+        "line 4: |omega| = 60 rad/s is beyond 50 rad/s",
+    ),
+    "inf": (f"{HEADER}\n0,0,0,9.8,0,0,0\n0.005,0,0,9.8,0,-inf,0\n", "line 3: gy is not a finite"),
+    "binary": ("\x00\x01\x02", "missing columns"),
 }
 
 
@@ -148,3 +166,151 @@ def test_session_file_with_two_sensors(tmp_path: Path, capsys: pytest.CaptureFix
         stored = {r.device: r.data for r in reader.analyses("session")}
     live_counts = [[len(s["reps"]) for s in d["sets"]] for _, d in sorted(stored.items())]
     assert [[len(s["reps"]) for s in d["sets"]] for d in res["devices"]] == live_counts
+
+
+# --- streaming: the CSV is read in blocks; block boundaries, compression and the reading path
+# (pyarrow, or line by line once a block does not parse) do not change anything.
+
+
+def _rows(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray) -> str:
+    data = np.column_stack((t, acc, gyr))
+    return "\n".join(",".join(f"{v:.5f}" for v in row) for row in data) + "\n"
+
+
+@pytest.fixture(scope="module")
+def lifting_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tremorlift.twin.motion import generate
+
+    dev = generate("squat-5x5", 3, sample_rate_hz=100.0, short=True).devices[0]
+    path = tmp_path_factory.mktemp("lift") / "squat.csv"
+    path.write_text(HEADER + "\n" + _rows(dev.t_s, dev.accel_mps2, dev.gyro_radps))
+    return path
+
+
+def _analyze(source: object) -> dict:
+    from tremorlift.analysis.offline import analyze_streams
+
+    return analyze_streams([source], goal="strength")
+
+
+def test_block_boundaries_do_not_change_the_result(lifting_csv: Path, tmp_path: Path) -> None:
+    from tremorlift.analysis.offline import analyze_recordings
+    from tremorlift.csv_input import Recording, open_csv
+
+    data = np.loadtxt(lifting_csv, delimiter=",", skiprows=1)
+    rate = open_csv(lifting_csv).sample_rate_hz
+    assert rate == pytest.approx(100.0)
+    whole = Recording("squat.csv", data[:, 0], data[:, 1:4], data[:, 4:7], rate)
+    expected = analyze_recordings([whole], goal="strength", block_s=1e9)  # one block
+    assert expected["sets"], "the recording should hold sets for this test to mean something"
+    for block_bytes in (100, 4096, 50_000, 1 << 30):
+        stream = open_csv(lifting_csv, block_bytes=block_bytes)
+        assert _analyze(stream) == expected, block_bytes
+        assert stream.warnings == []
+    # Trailing blank lines make the last block go line by line; same result.
+    padded = tmp_path / "squat.csv"
+    padded.write_text(lifting_csv.read_text() + "\n\n \n")
+    assert _analyze(open_csv(padded, block_bytes=50_000)) == expected
+
+
+def test_gzip_csv_is_read_like_the_plain_file(
+    lifting_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    gz = tmp_path / "squat.csv.gz"
+    gz.write_bytes(gzip.compress(lifting_csv.read_bytes()))
+    code, plain, _ = run_cli(["analyze", str(lifting_csv), "--json", "-"], capsys)
+    assert code == 0
+    code, packed, err = run_cli(["analyze", str(gz), "--json", "-"], capsys)
+    assert code == 0, err
+    assert json.loads(packed) == dict(json.loads(plain), name="squat.csv.gz")
+    # A cut-off compressed file is one error line, exit 2.
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gz.read_bytes()[: gz.stat().st_size // 2])
+    code, out, err = run_cli(["analyze", str(cut), "--json", str(tmp_path / "o.json")], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "cut.csv.gz" in err
+    assert "truncated or damaged" in err or "cells (file truncated?)" in err
+    assert not (tmp_path / "o.json").exists()
+
+
+DEEP_LINE = 9000  # well past the first block the reader takes (about 4000 lines)
+DEEP_BAD = {
+    "nan": (lambda c: c.__setitem__(1, "nan"), "ax is not a finite number"),
+    "text": (lambda c: c.__setitem__(2, "1.0.0"), "ay = '1.0.0' is not a number"),
+    "huge-g": (lambda c: c.__setitem__(3, "600"), "|a| = 600 m/s^2 is beyond 50 g"),
+    "backwards": (lambda c: c.__setitem__(0, "1.0"), "time does not increase (1 s after"),
+    "short-row": (lambda c: c.__delitem__(slice(4, None)), "4 of 7 cells"),
+}
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["csv", "gz"])
+@pytest.mark.parametrize("case", sorted(DEEP_BAD))
+def test_bad_row_deep_in_a_long_file_is_named(
+    case: str, gz: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+
+    fs = 200.0
+    n = 12_000
+    t = np.arange(n) / fs
+    acc = np.tile([0.0, 0.0, G_MPS2], (n, 1))
+    lines = (HEADER + "\n" + _rows(t, acc, np.zeros((n, 3)))).splitlines()
+    cells = lines[DEEP_LINE - 1].split(",")
+    edit, expected = DEEP_BAD[case]
+    edit(cells)
+    lines[DEEP_LINE - 1] = ",".join(cells)
+    text = "\n".join(lines) + "\n"
+    src = tmp_path / ("long.csv.gz" if gz else "long.csv")
+    src.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    out = tmp_path / "out.json"
+    code, stdout, err = run_cli(["analyze", str(src), "--json", str(out)], capsys)
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert f"{src.name}: line {DEEP_LINE}: {expected}" in line
+    assert stdout == "" and not out.exists()
+
+
+def test_gaps_long_refused_short_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fs = 200.0
+    t = np.arange(4000) / fs
+    t[3000:] += 2.0  # a 2 s hole
+    acc = np.tile([0.0, 0.0, G_MPS2], (t.size, 1))
+    src = tmp_path / "hole.csv"
+    src.write_text(HEADER + "\n" + _rows(t, acc, np.zeros((t.size, 3))))
+    code, _, err = run_cli(["analyze", str(src)], capsys)
+    assert code == 2
+    assert "hole.csv: line 3002: 2.01 s gap in time" in err and len(err.strip().splitlines()) == 1
+    t = np.arange(4000) / fs
+    t[3000:] += 0.1  # 20 samples missing
+    src.write_text(HEADER + "\n" + _rows(t, acc, np.zeros((t.size, 3))))
+    code, out, err = run_cli(["analyze", str(src), "--json", "-"], capsys)
+    assert code == 0, err
+    (warning,) = json.loads(out)["input_warnings"]
+    assert warning.startswith("1 gap in time, 0.10 s of samples missing")
+    code, out, _ = run_cli(["analyze", str(src)], capsys)
+    assert code == 0 and "input: 1 gap in time" in out
+
+
+def test_clipped_accelerometer_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fs = 200.0
+    n = 2000
+    t = np.arange(n) / fs
+    acc = np.tile([0.0, 0.0, G_MPS2], (n, 1))
+    acc[:, 0] = 12.0 * np.sin(2 * np.pi * 0.5 * t)
+    acc[:, 0] = np.clip(acc[:, 0], -8 * G_MPS2 / 8, 8 * G_MPS2 / 8)  # held at +/-1 g ...
+    src = tmp_path / "clip.csv"
+    src.write_text(HEADER + "\n" + _rows(t, acc, np.zeros((n, 3))))
+    code, out, _ = run_cli(["analyze", str(src), "--json", "-"], capsys)
+    assert code == 0 and json.loads(out)["input_warnings"] == []  # ... 1 g is no full scale
+    acc[:, 0] = np.clip(12.0 * np.sin(2 * np.pi * 0.5 * t) * 2, -2 * G_MPS2, 2 * G_MPS2)
+    src.write_text(HEADER + "\n" + _rows(t, acc, np.zeros((n, 3))))
+    code, out, _ = run_cli(["analyze", str(src), "--json", "-"], capsys)
+    assert code == 0
+    (warning,) = json.loads(out)["input_warnings"]
+    assert "accelerometer held at +/-2.00 g" in warning and "clipped" in warning
