@@ -669,3 +669,60 @@ def test_haptic_pwm_is_off_from_its_first_cycle():
     assert pwm.log == [("freq", config.HAPTIC_PWM_FREQ_HZ)]
     Haptic(pwm, config.HAPTIC_PWM_FREQ_HZ)
     assert all(v == 0 for k, v in pwm.log if k == "duty_u16")
+
+
+def test_gap_advertise_refused_is_retried_with_backoff():
+    # NimBLE's gap_advertise raises OSError while the stack is busy (e.g. still closing the
+    # last link): the firmware must not crash (and reset-loop) but try again later.
+    rig = R.Rig()
+    rig.connect()
+    real = rig.ble.gap_advertise
+    calls = []
+
+    def refusing(*args, **kw):
+        calls.append(rig.clock.ticks_ms())
+        if len(calls) <= 3:
+            raise OSError(16)  # EBUSY
+        real(*args, **kw)
+
+    rig.ble.gap_advertise = refusing
+    rig.ble.disconnect()
+    rig.run_ms(2000)
+    assert len(calls) == 4 and rig.app.ble.advertising
+    assert rig.app.ble.advertise_errors == 3
+    gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+    assert gaps[0] >= app_module.ADVERTISE_RETRY_MIN_MS and gaps[1] >= 2 * gaps[0] - 10
+
+
+def test_an_event_raised_while_the_loop_takes_the_last_one_is_not_lost():
+    # The IRQ handler can run between any two bytecodes of the loop: an MTU update raised
+    # while take_mtu_change() consumes the previous one must still be seen.
+    import sys
+
+    rig = R.Rig()
+    rig.connect(mtu=0)
+    ble = rig.app.ble
+    rig.ble.exchange_mtu(100)
+    fired = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_name != "take_mtu_change":
+            return None
+
+        def local(frame, event, arg):
+            if event == "line" and not fired and frame.f_lineno > frame.f_code.co_firstlineno + 1:
+                fired.append(frame.f_lineno)
+                rig.ble.exchange_mtu(247)  # the IRQ, mid-way through the take
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        first = ble.take_mtu_change()
+    finally:
+        sys.settrace(None)
+    assert fired and first
+    assert ble.take_mtu_change(), "the MTU update raised during the take was lost"
+    assert not ble.take_mtu_change()
+    assert ble.att_mtu == 247

@@ -160,3 +160,31 @@ def test_failed_flash_write_is_counted_not_raised(tmp_path):
 def test_bond_file_round_trip_under_micropython():
     out = run_mpy("tests/firmware/mpy_security/check_bonds.py", heap_mib=8)
     assert "BONDS OK" in out
+
+
+IRK_KEY = b"irk"
+SEC_TYPE_OUR_IRK = 10  # NimBLE's own identity key (modbluetooth_nimble.c, load_irk)
+
+
+def test_the_wearables_own_irk_is_not_a_paired_host(tmp_path):
+    path = str(tmp_path / "bonds.bin")
+    store = BondStore(path, max_peers=4)
+    assert store.set(SEC_TYPE_OUR_IRK, IRK_KEY, value(1, 16))
+    hosts = [bytes((1, 0x30 + i, 0x22, 0x33, 0x44, 0x55, 0xC0)) for i in range(5)]
+    for i, host in enumerate(hosts[:4]):
+        assert store.set(SEC_TYPE_PEER, host, value(10 + i))
+    # Four hosts fit beside the IRK; none was forgotten for it.
+    assert store.peers() == hosts[:4] and store.evictions == 0
+    assert store.get(SEC_TYPE_OUR_IRK, 0, IRK_KEY) == value(1, 16)
+    # A fifth host forgets the oldest host, never the IRK.
+    assert store.set(SEC_TYPE_PEER, hosts[4], value(20))
+    assert store.peers() == hosts[1:] and store.evictions == 1
+    assert store.get(SEC_TYPE_OUR_IRK, 0, IRK_KEY) == value(1, 16)
+    # A new IRK (the stack made one) replaces the old one and evicts no host.
+    assert store.set(SEC_TYPE_OUR_IRK, IRK_KEY, value(2, 16))
+    assert store.peers() == hosts[1:] and store.evictions == 1
+    assert store.save()
+    again = BondStore(path, max_peers=4)
+    again.load()
+    assert again.peers() == hosts[1:]
+    assert again.get(SEC_TYPE_OUR_IRK, 0, IRK_KEY) == value(2, 16)

@@ -27,6 +27,9 @@ _BOARD_KINDS = {"esp32": BOARD_ESP32, "esp32s3": BOARD_ESP32S3, "esp32c3": BOARD
 
 # How often a missing IMU is looked for again.
 IMU_DETECT_RETRY_MS = const(3000)
+# gap_advertise refused (OSError): tried again after this, doubling up to the maximum.
+ADVERTISE_RETRY_MIN_MS = const(100)
+ADVERTISE_RETRY_MAX_MS = const(5000)
 # REBOOT answers first, then resets this much later (docs/protocol.md, 6).
 REBOOT_DELAY_MS = const(100)
 _INDICATOR_INTERVAL_MS = const(20)
@@ -157,6 +160,8 @@ class App:
         self._next_detect_ms = now_ms
         self._reboot_at_ms = None
         self._adv_key = -1
+        self._adv_retry_at_ms = None  # set while advertising failed: when to try again
+        self._adv_backoff_ms = ADVERTISE_RETRY_MIN_MS
         self.started = False
 
     # --- start-up ---------------------------------------------------------------------
@@ -321,6 +326,11 @@ class App:
                         break
         if self.serial is not None:
             self.serial.poll_commands(self._serial_command)
+        if (
+            self._adv_retry_at_ms is not None
+            and clock.ticks_diff(now_ms, self._adv_retry_at_ms) >= 0
+        ):
+            self._advertise()
         if self.imu is None and clock.ticks_diff(now_ms, self._next_detect_ms) >= 0:
             if self._detect_imu():
                 self._update_spf()
@@ -469,14 +479,22 @@ class App:
         # Re-advertises only when what the scan response shows has changed.
         ble = self.ble
         if ble is None or ble.connected:
+            self._adv_retry_at_ms = None
             return
         pct = self.battery.percent(self.battery_mv) if self.battery is not None else 255
         flags = self.status_flags() & 0xFF
         key = (pct << 8) | flags
         if ble.advertising and key == self._adv_key:
             return
-        self._adv_key = key
-        ble.advertise(protocol.VERSION, pct, flags)
+        if ble.advertise(protocol.VERSION, pct, flags):
+            self._adv_key = key
+            self._adv_retry_at_ms = None
+            self._adv_backoff_ms = ADVERTISE_RETRY_MIN_MS
+            return
+        # Refused (the stack busy, or still closing the last link): try again later.
+        self._adv_key = -1
+        self._adv_retry_at_ms = self.clock.ticks_add(self.clock.ticks_ms(), self._adv_backoff_ms)
+        self._adv_backoff_ms = min(self._adv_backoff_ms * 2, ADVERTISE_RETRY_MAX_MS)
 
     def _update_spf(self):
         if self.transport == control.TRANSPORT_SERIAL or self.ble is None:

@@ -129,7 +129,7 @@ class BleLink:
         self.encrypted = False
         self.bonded = False
         self.security_changes = 0
-        self._security_changed = False
+        self._security_seen = 0
         # The handler goes in before the stack starts: NimBLE reads the stored bonds (through
         # _IRQ_GET_SECRET) while it starts, to resolve bonded peers' private addresses.
         ble.irq(self._irq)
@@ -163,12 +163,15 @@ class BleLink:
         self._adv = adv_payload()
         self.att_mtu = DEFAULT_MTU
         self.advertising = False
+        self.advertise_errors = 0
         self.connects = 0
         self.disconnects = 0
         # IRQ -> loop hand-over (the IRQ handler only writes these).
         self.pending = False
-        self._connected_changed = False
-        self._mtu_changed = False
+        self._connection_events = 0
+        self._connection_seen = 0
+        self._mtu_events = 0
+        self._mtu_seen = 0
         self._cmd = [bytearray(_CMD_KEEP_BYTES) for _ in range(_CMD_SLOTS)]
         self._cmd_len = [0] * _CMD_SLOTS
         self._cmd_head = 0  # next slot the IRQ writes
@@ -192,7 +195,7 @@ class BleLink:
             self.bonded = False
             self.advertising = False
             self.connects += 1
-            self._connected_changed = True
+            self._connection_events += 1
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if data[0] == self.conn_handle:
                 self.conn_handle = None
@@ -200,21 +203,20 @@ class BleLink:
                 self.encrypted = False
                 self.bonded = False
             self.disconnects += 1
-            self._connected_changed = True
+            self._connection_events += 1
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
                 self._record_command(self._ble.gatts_read(self.h_control))
         elif event == _IRQ_MTU_EXCHANGED:
             if data[0] == self.conn_handle:
                 self.att_mtu = data[1]
-                self._mtu_changed = True
+                self._mtu_events += 1
         elif event == _IRQ_ENCRYPTION_UPDATE:
             # (conn_handle, encrypted, authenticated, bonded, key_size)
             if data[0] == self.conn_handle:
                 self.encrypted = bool(data[1])
                 self.bonded = bool(data[3])
                 self.security_changes += 1
-                self._security_changed = True
         self.pending = True
         return None
 
@@ -234,20 +236,29 @@ class BleLink:
         self._cmd_head = head + 1
 
     # --- loop side --------------------------------------------------------------------
+    # Each change is a counter the IRQ handler only increments and the loop only compares
+    # with the value it saw last: a read-then-clear of a flag would lose an event raised
+    # between the read and the clear (a lost MTU update leaves 1-sample frames).
     def take_connection_change(self):
-        changed = self._connected_changed
-        self._connected_changed = False
-        return changed
+        n = self._connection_events
+        if n == self._connection_seen:
+            return False
+        self._connection_seen = n
+        return True
 
     def take_security_change(self):
-        changed = self._security_changed
-        self._security_changed = False
-        return changed
+        n = self.security_changes
+        if n == self._security_seen:
+            return False
+        self._security_seen = n
+        return True
 
     def take_mtu_change(self):
-        changed = self._mtu_changed
-        self._mtu_changed = False
-        return changed
+        n = self._mtu_events
+        if n == self._mtu_seen:
+            return False
+        self._mtu_seen = n
+        return True
 
     def next_command(self):
         """Length of the oldest unprocessed control write (its bytes, at most 16, are then in
@@ -265,13 +276,21 @@ class BleLink:
         return self.conn_handle is not None
 
     def advertise(self, protocol_version, battery_pct, status_flags):
-        self._ble.gap_advertise(
-            config.ADV_INTERVAL_US,
-            adv_data=self._adv,
-            resp_data=scan_response(self.name, protocol_version, battery_pct, status_flags),
-            connectable=True,
-        )
+        """Start (or update) advertising; False if the stack refused (OSError: busy, or the
+        controller still tearing the last link down): the caller tries again later."""
+        try:
+            self._ble.gap_advertise(
+                config.ADV_INTERVAL_US,
+                adv_data=self._adv,
+                resp_data=scan_response(self.name, protocol_version, battery_pct, status_flags),
+                connectable=True,
+            )
+        except OSError:
+            self.advertising = False
+            self.advertise_errors += 1
+            return False
         self.advertising = True
+        return True
 
     def set_status(self, msg):
         self._ble.gatts_write(self.h_status, msg)

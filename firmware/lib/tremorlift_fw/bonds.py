@@ -24,6 +24,9 @@ from . import config
 
 SEC_TYPE_OUR = const(1)
 SEC_TYPE_PEER = const(2)
+# The local identity resolving key NimBLE keeps through the same IRQs (key b"irk"): the
+# wearable's own, not a paired host, so it never counts against max_peers nor is evicted.
+SEC_TYPE_OUR_IRK = const(10)
 _MAGIC = b"TLB1"
 _MAX_KEY_BYTES = const(16)
 _MAX_VALUE_BYTES = const(255)
@@ -44,10 +47,10 @@ class BondStore:
         return len(self._records)
 
     def peers(self):
-        """The keys (peer address records) held, oldest first, each once."""
+        """The keys (peer address records) held, oldest first, each once: paired hosts only."""
         out = []
         for rec in self._records:
-            if rec[1] not in out:
+            if rec[0] != SEC_TYPE_OUR_IRK and rec[1] not in out:
                 out.append(rec[1])
         return out
 
@@ -90,11 +93,17 @@ class BondStore:
             return False
         value = bytes(value)
         records = [rec for rec in self._records if not (rec[0] == sec_type and rec[1] == key)]
-        if not any(rec[1] == key for rec in records):
+        if sec_type != SEC_TYPE_OUR_IRK and not any(
+            rec[1] == key and rec[0] != SEC_TYPE_OUR_IRK for rec in records
+        ):
             # A new peer: make room by forgetting the peer that paired longest ago.
-            while len(records) and self._count_peers(records) >= self.max_peers:
-                oldest = records[0][1]
-                records = [rec for rec in records if rec[1] != oldest]
+            while self._count_peers(records) >= self.max_peers:
+                oldest = None
+                for rec in records:
+                    if rec[0] != SEC_TYPE_OUR_IRK:
+                        oldest = rec[1]
+                        break
+                records = [rec for rec in records if rec[0] == SEC_TYPE_OUR_IRK or rec[1] != oldest]
                 self.evictions += 1
         records.append([sec_type, key, value])
         self._records = records
@@ -105,7 +114,7 @@ class BondStore:
     def _count_peers(records):
         seen = []
         for rec in records:
-            if rec[1] not in seen:
+            if rec[0] != SEC_TYPE_OUR_IRK and rec[1] not in seen:
                 seen.append(rec[1])
         return len(seen)
 
@@ -118,7 +127,7 @@ class BondStore:
             with open(self.path, "rb") as f:
                 # A valid file is never larger than this: anything beyond is ignored.
                 data = f.read(
-                    len(_MAGIC) + 2 * self.max_peers * (3 + _MAX_KEY_BYTES + _MAX_VALUE_BYTES)
+                    len(_MAGIC) + (2 * self.max_peers + 1) * (3 + _MAX_KEY_BYTES + _MAX_VALUE_BYTES)
                 )
         except OSError:
             return 0
