@@ -726,3 +726,27 @@ def test_an_event_raised_while_the_loop_takes_the_last_one_is_not_lost():
     assert ble.take_mtu_change(), "the MTU update raised during the take was lost"
     assert not ble.take_mtu_change()
     assert ble.att_mtu == 247
+
+
+def test_ring_memory_comes_in_small_blocks():
+    # One 73 KB block may not exist on a classic ESP32 heap (grown from IDF memory in
+    # pieces) and is then missing for NimBLE: the ring is made of blocks of 16 frames.
+    import gc
+
+    from tremorlift_fw import ring as ring_module
+
+    ring = Ring(config.RING_FRAMES)
+    owned = [
+        o
+        for o in gc.get_referents(*vars(ring).values())
+        if isinstance(o, bytearray) and o is not ring.counts
+    ]
+    assert (
+        owned and max(len(b) for b in owned) <= ring_module.CHUNK_FRAMES * ring_module.FRAME_BYTES
+    )
+    assert sum(len(b) for b in owned) == config.RING_FRAMES * ring_module.FRAME_BYTES
+    assert len({id(f.obj) for f in ring.frames}) == -(
+        -config.RING_FRAMES // ring_module.CHUNK_FRAMES
+    )
+    assert all(len(f) == ring_module.FRAME_BYTES for f in ring.frames)
+    assert all(len(s) == ring_module.FRAME_BYTES - 16 for s in ring.samples)

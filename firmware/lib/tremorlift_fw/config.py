@@ -85,7 +85,8 @@ MAX_SAMPLES_PER_FRAME = const(19)  # fills ATT MTU 247 (244-byte payload)
 # frame (up to 16 + 19 x 12 = 244 bytes). With frames filled as FRAME_MAX_AGE_MS
 # allows (8 samples at 200 Hz, 16 at 400 Hz, 19 at 1 kHz), 300 slots = 73 KB hold
 # 12 s at 200 and 400 Hz and 5.7 s at 1 kHz. That fits the ~110 KB heap of a classic
-# ESP32 with BLE active; on a board with PSRAM raise it to 560 for 10 s at 1 kHz.
+# ESP32 with BLE active (allocated in 16-frame blocks, ring.py: no single 73 KB block is
+# needed); on a board with PSRAM raise it to 560 for 10 s at 1 kHz.
 RING_FRAMES = const(300)
 MAX_ODR_HZ = const(1000)
 # How often the FIFO is drained (ms). The smallest FIFO (MPU-6050, 1024 B)

@@ -13,6 +13,10 @@ _HEADER_BYTES = const(16)
 _SAMPLE_BYTES = const(12)
 _MAX_SAMPLES = const(19)
 FRAME_BYTES = const(244)  # 16 + 19 x 12
+# The ring's memory comes in blocks of this many frames (16 x 244 = 3904 B), not as one
+# 73 KB block: on a classic ESP32 the heap grows from IDF memory in pieces and may hold no
+# single free block that large, and what one block would take is then missing for NimBLE.
+CHUNK_FRAMES = const(16)
 
 
 class Ring:
@@ -20,13 +24,18 @@ class Ring:
         if n_frames < 2:
             raise ValueError("a ring needs at least 2 frames")
         self.n_frames = n_frames
-        self._buf = bytearray(n_frames * FRAME_BYTES)
-        mv = memoryview(self._buf)
         # Slicing a memoryview allocates on MicroPython: every view is made here, once.
-        self.frames = [mv[i * FRAME_BYTES : (i + 1) * FRAME_BYTES] for i in range(n_frames)]
-        self.samples = [
-            mv[i * FRAME_BYTES + _HEADER_BYTES : (i + 1) * FRAME_BYTES] for i in range(n_frames)
-        ]
+        self.frames = []
+        self.samples = []
+        self._chunks = []
+        for first in range(0, n_frames, CHUNK_FRAMES):
+            k = n_frames - first if n_frames - first < CHUNK_FRAMES else CHUNK_FRAMES
+            chunk = bytearray(k * FRAME_BYTES)
+            self._chunks.append(chunk)
+            mv = memoryview(chunk)
+            for j in range(k):
+                self.frames.append(mv[j * FRAME_BYTES : (j + 1) * FRAME_BYTES])
+                self.samples.append(mv[j * FRAME_BYTES + _HEADER_BYTES : (j + 1) * FRAME_BYTES])
         self.counts = bytearray(n_frames)  # n_samples of each slot's frame
         self.oldest_seq = 0
         self.next_seq = 0
