@@ -9,8 +9,9 @@ notify_data / notify_control / notify_status, which report ENOMEM instead of rai
 
 Security (docs/protocol.md, 9): the stack is set up for bonding with LE Secure Connections,
 "Just Works" (the wearable has no display or keyboard). With require_encrypted_control the
-control characteristic is registered write-encrypted, so the stack itself answers an
-unpaired central's write with ATT error 0x0F and the firmware never sees it. The bond keys
+control characteristic is registered write-encrypted, so the stack itself refuses a write on
+an unencrypted link (NimBLE: ATT error 0x05 for a central that never paired, 0x0F for a bonded
+one not re-encrypted yet) and the firmware never sees it. The bond keys
 the stack asks to keep (_IRQ_SET_SECRET / _IRQ_GET_SECRET) go to the BondStore passed in
 (bonds.py); without one they are refused and bonds last until the next reset.
 """
