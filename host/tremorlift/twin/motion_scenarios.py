@@ -432,7 +432,7 @@ class Builder:
         # Grip/strap vibration of a hand holding a load (3-15 Hz; the real wrist sets: about
         # 0.35 m/s^2 RMS in quiet moments near a set, 0.6-1.1 during it, more with cable
         # machines); lognormal per lifter.
-        self.grip_floor_mps2 = float(np.clip(rng.lognormal(math.log(0.55), 0.30), 0.2, 1.2))
+        self.grip_floor_mps2 = float(np.clip(rng.lognormal(math.log(0.85), 0.30), 0.3, 1.8))
 
     # -- primitives ---------------------------------------------------------------------------
     def u(self, lo: float, hi: float) -> float:
