@@ -617,12 +617,9 @@ def _truth(
         axis = np.asarray(s.concentric_axis, dtype=float)
         for r in s.reps:
             a, b = idx(r.concentric_start_s), idx(r.concentric_end_s)
-            if axis[0] == 0.0 and axis[1] == 0.0:
-                u = axis  # vertical: the heading does not matter
-            else:
-                # A horizontal load direction turns with the body's heading.
-                c, s_ = math.cos(rec.psi[a]), math.sin(rec.psi[a])
-                u = np.array([c * axis[0] - s_ * axis[1], s_ * axis[0] + c * axis[1], axis[2]])
+            # Named poses are placed in world axes (the heading only turns the segment), so
+            # the load direction is a world direction too.
+            u = axis
             vz = rec.vel[a : b + 1] @ u
             z = rec.pos @ u
             reps.append(
