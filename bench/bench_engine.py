@@ -230,6 +230,31 @@ def write_csv(recordings: Path, path: Path, minutes: float) -> float:
     return last
 
 
+def write_session(csv_path: Path, path: Path) -> None:
+    """The CSV's samples as a recorded session (one sensor, 19-sample frames, 200 Hz)."""
+    from tremorlift import protocol as p
+    from tremorlift.session import SessionWriter
+
+    info = p.DeviceInfo(
+        (0, 1, 0), 3, 255, int(RATE_HZ), 8, 1000, 100, 4096, 328, 19, 300, 0x1234, 247, "TL-0001"
+    )  # fmt: skip
+    n = info.samples_per_frame
+    with SessionWriter(path, background=False) as w:
+        d = w.add_device("AA:BB:CC:DD:00:01", name="TL-0001", placement="forearm")
+        w.add_info(d, p.encode_info(info), host_s=0.1)
+        k = 0
+        for chunk in np.array_split(np.loadtxt(csv_path, delimiter=",", skiprows=1), 64):
+            raw = np.empty((chunk.shape[0], 6), np.int16)
+            raw[:, :3] = np.clip(np.rint(chunk[:, 1:4] / info.accel_mps2_per_lsb), -32768, 32767)
+            raw[:, 3:] = np.clip(np.rint(chunk[:, 4:7] / info.gyro_radps_per_lsb), -32768, 32767)
+            for i in range(0, raw.shape[0] - n + 1, n):
+                flags = p.FLAG_STREAM_START if k == 0 else 0
+                tick = (n * k * 5000) % (1 << 30)
+                frame = p.encode_samples(flags, k, n * k, tick, raw[i : i + n])
+                w.add_frame(d, frame, host_s=0.2 + (n * k + n - 1) / RATE_HZ)
+                k += 1
+
+
 # The analyze command in a fresh interpreter that reports its own peak RSS (VmHWM) when done:
 # ru_maxrss of a child can carry over the forking parent's size.
 ANALYZE_CHILD = """
@@ -243,8 +268,8 @@ sys.exit(code)
 """
 
 
-def analyze_process(csv_path: Path, duration_s: float) -> str:
-    """``tremorlift analyze`` on the CSV as a child process: wall and CPU time, peak RSS."""
+def analyze_process(csv_path: Path, duration_s: float, what: str = "CSV") -> str:
+    """``tremorlift analyze`` on a file as a child process: wall and CPU time, peak RSS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -262,7 +287,7 @@ def analyze_process(csv_path: Path, duration_s: float) -> str:
     peak_mb = float(hwm[-1]) / 1024.0 if hwm else after.ru_maxrss / 1024.0
     size_mb = csv_path.stat().st_size / 1e6
     return (
-        f"  {duration_s / 3600.0:.1f} h {RATE_HZ:.0f} Hz CSV ({size_mb:.0f} MB): {duration_s / wall:6.0f}x real time "
+        f"  {duration_s / 3600.0:.1f} h {RATE_HZ:.0f} Hz {what} ({size_mb:.0f} MB): {duration_s / wall:6.0f}x real time "
         f"({wall:.1f} s wall, {cpu:.1f} s CPU), peak {peak_mb:.0f} MB RSS"
     )
 
@@ -314,6 +339,9 @@ def main() -> int:
     csv_path = Path(tmp.name) / "recording.csv"
     duration_s = write_csv(recordings, csv_path, minutes)
     out.append(analyze_process(csv_path, duration_s))
+    session_path = Path(tmp.name) / "recording.tlsession"
+    write_session(csv_path, session_path)
+    out.append(analyze_process(session_path, duration_s, "session"))
     print("\n".join(out))
     return 0
 

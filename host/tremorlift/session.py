@@ -686,9 +686,175 @@ class SessionReader:
             rate_hz=rates,
         )
 
+    def sample_stream(self, device: int, frames_per_block: int = 256) -> DeviceSamples:
+        """A device's samples as :meth:`arrays` gives them, read in blocks of frames so a long
+        session is never in memory at once (see :class:`DeviceSamples`). The frames are read
+        and checked once here, to fit each segment's clock; :meth:`DeviceSamples.blocks` reads
+        them again block by block."""
+        record = next((d for d in self.devices() if d.device == device), None)
+        if record is None:
+            raise UserError(f"{self.path}: no device {device}")
+        name = record.name or (record.info.name if record.info else record.address)
+        infos = self.infos(device)
+        boots_l: list[npt.NDArray[np.int64]] = []
+        host_l: list[npt.NDArray[np.float64]] = []
+        flags_l: list[npt.NDArray[np.uint8]] = []
+        n_l: list[npt.NDArray[np.int64]] = []
+        first_l: list[npt.NDArray[np.int64]] = []
+        tick_l: list[npt.NDArray[np.int64]] = []
+        for rows in self._frame_chunks(device, frames_per_block):
+            batch = self._decode(rows)
+            boots_l.append(np.array([r[0] for r in rows], np.int64))
+            host_l.append(np.array([r[1] for r in rows], np.float64))
+            flags_l.append(batch.flags)
+            n_l.append(batch.n_samples.astype(np.int64))
+            first_l.append(batch.first_sample_index.astype(np.int64))
+            tick_l.append(batch.tick_us.astype(np.int64))
+        if not boots_l:
+            return DeviceSamples(self, device, name, [], [], np.empty(0, np.int64), 0, True, 1)
+        boots = np.concatenate(boots_l)
+        host = np.concatenate(host_l)
+        flags = np.concatenate(flags_l)
+        n_per_frame = np.concatenate(n_l)
+        first = np.concatenate(first_l)
+        ticks = np.concatenate(tick_l)
+        opens = (flags & FLAG_STREAM_START) != 0
+        opens[0] = True
+        opens[1:] |= boots[1:] != boots[:-1]
+        seg_of_frame = np.cumsum(opens) - 1
+        seg_infos: list[DeviceInfo] = []
+        clocks = []
+        t_first = np.empty(first.size)
+        t_last = np.empty(first.size)
+        for s in range(int(seg_of_frame[-1]) + 1):
+            frames_in = np.flatnonzero(seg_of_frame == s)
+            info = _info_in_effect(infos, int(boots[frames_in[0]]), float(host[frames_in].min()))
+            if info is None:
+                raise UserError(
+                    f"{self.path}: device {name} has frames but no INFO (scale factors unknown)"
+                )
+            live = frames_in[(flags[frames_in] & FLAG_RESENT) == 0]
+            if live.size == 0:
+                live = frames_in  # only resent frames: their arrival times are all there is
+            clock = fit_clock(
+                first[live], n_per_frame[live], ticks[live], host[live],
+                nominal_rate_hz=float(info.odr_hz or 100),
+            )  # fmt: skip
+            try:
+                t_first[frames_in] = clock.time_s(first[frames_in])
+                t_last[frames_in] = clock.time_s(first[frames_in] + n_per_frame[frames_in] - 1)
+            except ValueError as exc:
+                raise UserError(f"{self.path}: device {name}: {exc}") from None
+            seg_infos.append(info)
+            clocks.append(clock)
+        # In time order frame after frame (the usual case) the blocks can go out as read;
+        # otherwise DeviceSamples falls back to arrays(), which sorts.
+        in_order = bool(np.all(t_last >= t_first)) and bool(np.all(t_first[1:] > t_last[:-1]))
+        return DeviceSamples(
+            self, device, name, seg_infos, clocks, seg_of_frame, int(n_per_frame.sum()),
+            in_order, frames_per_block,
+        )  # fmt: skip
+
+    def _frame_chunks(self, device: int, n: int) -> Iterator[list[tuple[int, float, bytes]]]:
+        """(boot, host_s, raw) of a device's frames by boot then seq, ``n`` frames at a time."""
+        with self._query() as db:
+            cur = db.execute(
+                "SELECT boot, host_s, raw FROM frames WHERE device = ? ORDER BY boot, seq",
+                (device,),
+            )
+            try:
+                while True:
+                    rows = cur.fetchmany(max(1, n))
+                    if not rows:
+                        return
+                    yield [(int(b), float(h), bytes(r)) for b, h, r in rows]
+            finally:
+                cur.close()
+
+    def _decode(self, rows: list[tuple[int, float, bytes]]) -> Any:
+        try:
+            return decode_samples_batch([r[2] for r in rows])
+        except ProtocolError as exc:
+            raise UserError(f"{self.path}: damaged frame record ({exc})") from None
+
     def all_arrays(self) -> dict[int, DeviceArrays]:
         """Every device's arrays, keyed by device id, on the same timeline."""
         return {d.device: self.arrays(d.device) for d in self.devices()}
+
+
+class DeviceSamples:
+    """One device's samples, streamed: ``blocks()`` yields ``(t_s, accel_mps2, gyro_radps)`` in
+    time order, the same samples as :meth:`SessionReader.arrays` (which it uses, holding
+    everything, only when frames overlap in time and must be sorted). ``rate_hz`` is the measured
+    IMU rate of each segment; ``n_samples`` the total. Use while the reader is open."""
+
+    def __init__(
+        self,
+        reader: SessionReader,
+        device: int,
+        name: str,
+        infos: list[DeviceInfo],
+        clocks: list[Any],
+        seg_of_frame: npt.NDArray[np.int64],
+        n_samples: int,
+        in_order: bool,
+        frames_per_block: int,
+    ) -> None:
+        self.reader = reader
+        self.device = device
+        self.name = name
+        self.rate_hz = [float(c.rate_hz) for c in clocks]
+        self.n_samples = n_samples
+        self.in_order = in_order
+        self._infos = infos
+        self._clocks = clocks
+        self._seg_of_frame = seg_of_frame
+        self._frames_per_block = frames_per_block
+
+    def __len__(self) -> int:
+        return self.n_samples
+
+    def blocks(
+        self,
+    ) -> Iterator[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]]:
+        if self.n_samples == 0:
+            return
+        if not self.in_order:
+            arr = self.reader.arrays(self.device)
+            step = max(1, self._frames_per_block * 32)
+            for i in range(0, len(arr), step):
+                yield (
+                    arr.t_s[i : i + step],
+                    arr.accel_mps2[i : i + step],
+                    arr.gyro_radps[i : i + step],
+                )
+            return
+        done = 0
+        path = self.reader.path
+        for rows in self.reader._frame_chunks(self.device, self._frames_per_block):
+            batch = self.reader._decode(rows)
+            segs = self._seg_of_frame[done : done + len(rows)]
+            done += len(rows)
+            if segs.size != len(rows):
+                raise UserError(f"{path}: the session changed while it was read")
+            n_per_frame = batch.n_samples.astype(np.int64)
+            t_parts, acc_parts, gyr_parts = [], [], []
+            for s in np.unique(segs):
+                if segs[0] == segs[-1]:
+                    sample_rows: slice | npt.NDArray[np.intp] = slice(None)
+                else:
+                    sample_rows = np.flatnonzero(np.repeat(segs == s, n_per_frame))
+                try:
+                    accel, gyro = raw_to_si(batch.samples_raw[sample_rows], self._infos[int(s)])
+                except ValueError as exc:
+                    raise UserError(f"{path}: device {self.name}: {exc}") from None
+                t_parts.append(self._clocks[int(s)].time_s(batch.sample_index[sample_rows]))
+                acc_parts.append(accel)
+                gyr_parts.append(gyro)
+            if len(t_parts) == 1:
+                yield t_parts[0], acc_parts[0], gyr_parts[0]
+            else:
+                yield np.concatenate(t_parts), np.concatenate(acc_parts), np.concatenate(gyr_parts)
 
 
 def _info_in_effect(

@@ -314,3 +314,26 @@ def test_clipped_accelerometer_is_reported(
     assert code == 0
     (warning,) = json.loads(out)["input_warnings"]
     assert "accelerometer held at +/-2.00 g" in warning and "clipped" in warning
+
+
+def test_session_samples_stream_in_blocks_as_arrays_gives_them(tmp_path: Path) -> None:
+    from coach_sessions import write_session
+    from tremorlift.session import SessionReader
+
+    path = write_session(tmp_path / "two.tlsession", "two-sensors", seed=3, analysis="engine")
+    with SessionReader(path) as reader:
+        for dev in reader.devices():
+            arr = reader.arrays(dev.device)
+            assert len(arr) > 1000
+            for frames_per_block in (1, 7, 100_000):
+                stream = reader.sample_stream(dev.device, frames_per_block=frames_per_block)
+                assert stream.in_order and len(stream) == len(arr)
+                assert stream.rate_hz == arr.rate_hz
+                blocks = list(stream.blocks())
+                assert len(blocks) == -(-reader.frame_count(dev.device) // frames_per_block)
+                for got, want in zip(
+                    (np.concatenate([b[k] for b in blocks]) for k in range(3)),
+                    (arr.t_s, arr.accel_mps2, arr.gyro_radps),
+                    strict=True,
+                ):
+                    np.testing.assert_array_equal(got, want)

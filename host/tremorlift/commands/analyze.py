@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # e.g. a sample rate too low for tremor
         raise UserError(f"{args.input}: {exc}") from None
+    finally:
+        for src in sources:
+            getattr(src, "close", lambda: None)()
     result["input_warnings"] = [
         w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
     ]
@@ -77,29 +80,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class RecordingBlocks:
-    """A recording held in memory, handed to the engine in blocks of ``block_s``."""
-
-    def __init__(self, rec: Any, block_s: float = BLOCK_S) -> None:
-        self.rec = rec
-        self.name = rec.name
-        self.sample_rate_hz = rec.sample_rate_hz
-        self.placement = rec.placement
-        self.exercise = rec.exercise
-        self.warnings: list[str] = list(getattr(rec, "warnings", []))
-        self.block_n = max(1, int(round(block_s * rec.sample_rate_hz)))
-
-    def blocks(self) -> Any:
-        r, n = self.rec, self.block_n
-        for i in range(0, r.t_s.size, n):
-            yield r.t_s[i : i + n], r.accel_mps2[i : i + n], r.gyro_radps[i : i + n]
-
-
 def load_input(path: Path) -> list[Any]:
     """Sensor sources from a CSV (read as a stream; gzip-compressed too) or a session file
     (detected by the SQLite magic bytes): each has ``name``, ``sample_rate_hz``, ``placement``,
     ``exercise``, ``warnings`` and ``blocks()``."""
-    from tremorlift.csv_input import Recording, open_csv
+    from tremorlift.csv_input import open_csv
 
     try:
         with path.open("rb") as f:
@@ -110,36 +95,58 @@ def load_input(path: Path) -> list[Any]:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head != SQLITE_MAGIC:
         return [open_csv(path)]
-    import numpy as np
-
     from tremorlift.session import SessionReader
 
+    reader = SessionReader(path)
     out: list[Any] = []
-    with SessionReader(path) as reader:
+    try:
         for dev in reader.devices():
-            arr = reader.arrays(dev.device)
-            if len(arr) < 2:
+            samples = reader.sample_stream(dev.device)
+            if len(samples) < 2:
                 continue
-            t = arr.t_s
-            if not (
-                np.isfinite(t).all()
-                and np.isfinite(arr.accel_mps2).all()
-                and np.isfinite(arr.gyro_radps).all()
-            ):
-                raise UserError(f"{path}: device {arr.name}: samples are not finite numbers")
-            dt = np.diff(t)
-            if (dt <= 0).any():
-                raise UserError(f"{path}: device {arr.name}: time does not increase")
-            rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
             out.append(
-                RecordingBlocks(Recording(
-                    arr.name, t, arr.accel_mps2, arr.gyro_radps, rate, dev.placement,
-                    reader.meta.get("exercise") or None,
-                ))
-            )  # fmt: skip
+                SessionDevice(path, reader, samples, dev.placement, reader.meta.get("exercise"))
+            )
+    except BaseException:
+        reader.close()
+        raise
     if not out:
+        reader.close()
         raise UserError(f"{path}: the session holds no samples")
     return out
+
+
+class SessionDevice:
+    """One device of a session file, its samples read block by block and checked on the way."""
+
+    def __init__(
+        self, path: Path, reader: Any, samples: Any, placement: str | None, exercise: str | None
+    ) -> None:
+        import numpy as np
+
+        self.path = path
+        self.samples = samples
+        self.name = samples.name
+        self.placement = placement
+        self.exercise = exercise or None
+        self.sample_rate_hz = float(np.median(samples.rate_hz))
+        self.warnings: list[str] = []
+        self.reader = reader
+
+    def close(self) -> None:
+        self.reader.close()
+
+    def blocks(self) -> Any:
+        import numpy as np
+
+        t_prev = -np.inf
+        for t, acc, gyr in self.samples.blocks():
+            if not (np.isfinite(t).all() and np.isfinite(acc).all() and np.isfinite(gyr).all()):
+                raise UserError(f"{self.path}: device {self.name}: samples are not finite numbers")
+            if t[0] <= t_prev or (t.size > 1 and bool((np.diff(t) <= 0).any())):
+                raise UserError(f"{self.path}: device {self.name}: time does not increase")
+            t_prev = float(t[-1])
+            yield t, acc, gyr
 
 
 def _write_atomic(path: Path, text: str) -> None:
