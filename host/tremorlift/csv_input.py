@@ -99,6 +99,49 @@ class _Clip:
         )
 
 
+class InputNotes:
+    """What ``input_warnings`` says about a sensor's samples, gathered block by block: gaps in
+    time (steps over :data:`GAP_PERIODS` sample periods) and readings clipped at full scale."""
+
+    def __init__(self, sample_rate_hz: float) -> None:
+        self.period = 1.0 / sample_rate_hz
+        self._t: float | None = None
+        self._gaps = 0
+        self._missing_s = 0.0
+        self._longest = (0.0, 0.0)  # (step, time before it)
+        self._clips = (_Clip("accelerometer"), _Clip("gyroscope"))
+
+    def update(self, t: np.ndarray, acc: np.ndarray, gyr: np.ndarray) -> tuple[int, float] | None:
+        """Takes the next block; returns (row, step) of its longest gap, if it has one."""
+        self._clips[0].update(acc)
+        self._clips[1].update(gyr)
+        if t.size == 0:
+            return None
+        steps = np.diff(t, prepend=t[0] if self._t is None else self._t)
+        self._t = float(t[-1])
+        gaps = np.flatnonzero(steps > GAP_PERIODS * self.period)
+        if not gaps.size:
+            return None
+        row = int(gaps[np.argmax(steps[gaps])])
+        step = float(steps[row])
+        self._gaps += int(gaps.size)
+        self._missing_s += float((steps[gaps] - self.period).sum())
+        if step > self._longest[0]:
+            self._longest = (step, float(t[row]) - step)
+        return row, step
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self._gaps:
+            length, after = self._longest
+            out.append(
+                f"{self._gaps} gap{'s' if self._gaps > 1 else ''} in time, {self._missing_s:.2f} s "
+                f"of samples missing (longest {length:.3f} s after {after:.3f} s); analysed as if continuous"
+            )
+        out += [w for w in (c.warning() for c in self._clips) if w]
+        return out
+
+
 class CsvStream:
     """A CSV recording read block by block: the header is checked and the sample rate taken from
     the first :data:`RATE_SAMPLES` time steps when it is opened; :meth:`blocks` yields
@@ -140,11 +183,7 @@ class CsvStream:
                 f"{self.name}: the recording lasts {t[-1] - t[0]:.2f} s ({t.size} samples); "
                 f"need at least {MIN_DURATION_S:g} s"
             )
-        self._gap_t = float(t[0])
-        self._gaps = 0
-        self._gap_missing_s = 0.0
-        self._gap_longest = (0.0, 0.0)
-        self._clips = (_Clip("accelerometer"), _Clip("gyroscope"))
+        self.notes = InputNotes(self.sample_rate_hz)
 
     # ------------------------------------------------------------------ public
     def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -159,7 +198,7 @@ class CsvStream:
             yield self._finish_block(block, first)
             first += block.shape[0]
             block = next(self._rows, None)
-        self._summarise()
+        self.warnings += self.notes.warnings()
 
     # ------------------------------------------------------------------ checks
     def _check(self, data: np.ndarray) -> None:
@@ -201,40 +240,16 @@ class CsvStream:
     def _finish_block(
         self, data: np.ndarray, first: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        t = data[:, 0]
-        steps = np.diff(t, prepend=self._gap_t)
-        self._gap_t = float(t[-1])
-        period = 1.0 / self.sample_rate_hz
-        gaps = np.flatnonzero(steps > GAP_PERIODS * period)
-        if gaps.size:
-            longest = int(gaps[np.argmax(steps[gaps])])
-            if steps[longest] > MAX_GAP_S:
-                raise UserError(
-                    f"{self.name}: line {first + longest + 2}: {steps[longest]:.3g} s gap in time "
-                    f"(after {t[longest] - steps[longest]:.6g} s); longer than {MAX_GAP_S:g} s, "
-                    "split the recording there"
-                )
-            self._gaps += int(gaps.size)
-            self._gap_missing_s += float((steps[gaps] - period).sum())
-            if steps[longest] > self._gap_longest[0]:
-                self._gap_longest = (float(steps[longest]), float(t[longest] - steps[longest]))
-        acc = data[:, 1:4]
-        gyr = data[:, 4:7]
-        self._clips[0].update(acc)
-        self._clips[1].update(gyr)
-        return t, acc, gyr
-
-    def _summarise(self) -> None:
-        if self._gaps:
-            length, after = self._gap_longest
-            self.warnings.append(
-                f"{self._gaps} gap{'s' if self._gaps > 1 else ''} in time, {self._gap_missing_s:.2f} s "
-                f"of samples missing (longest {length:.3f} s after {after:.3f} s); analysed as if continuous"
+        t, acc, gyr = data[:, 0], data[:, 1:4], data[:, 4:7]
+        gap = self.notes.update(t, acc, gyr)
+        if gap is not None and gap[1] > MAX_GAP_S:
+            row, step = gap
+            raise UserError(
+                f"{self.name}: line {first + row + 2}: {step:.3g} s gap in time "
+                f"(after {t[row] - step:.6g} s); longer than {MAX_GAP_S:g} s, "
+                "split the recording there"
             )
-        for clip in self._clips:
-            w = clip.warning()
-            if w:
-                self.warnings.append(w)
+        return t, acc, gyr
 
     # ------------------------------------------------------------------ reading
     def _open(self) -> IO[bytes]:

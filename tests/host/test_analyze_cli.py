@@ -337,3 +337,15 @@ def test_session_samples_stream_in_blocks_as_arrays_gives_them(tmp_path: Path) -
                     strict=True,
                 ):
                     np.testing.assert_array_equal(got, want)
+
+
+def test_session_with_lost_frames_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from coach_sessions import write_session
+
+    path = write_session(tmp_path / "lost.tlsession", "demo", drop_frames=(40, 41, 300))
+    code, out, err = run_cli(["analyze", str(path), "--json", "-"], capsys)
+    assert code == 0, err
+    warnings = json.loads(out)["input_warnings"]
+    assert any(w.startswith("2 gaps in time") for w in warnings), warnings

@@ -139,14 +139,25 @@ class SessionDevice:
     def blocks(self) -> Any:
         import numpy as np
 
+        from tremorlift.csv_input import MIN_DURATION_S, InputNotes
+
+        notes = InputNotes(self.sample_rate_hz)
         t_prev = -np.inf
+        t_first: float | None = None
         for t, acc, gyr in self.samples.blocks():
             if not (np.isfinite(t).all() and np.isfinite(acc).all() and np.isfinite(gyr).all()):
                 raise UserError(f"{self.path}: device {self.name}: samples are not finite numbers")
             if t[0] <= t_prev or (t.size > 1 and bool((np.diff(t) <= 0).any())):
                 raise UserError(f"{self.path}: device {self.name}: time does not increase")
             t_prev = float(t[-1])
+            t_first = float(t[0]) if t_first is None else t_first
+            notes.update(t, acc, gyr)
             yield t, acc, gyr
+        if t_first is not None and t_prev - t_first < MIN_DURATION_S:
+            self.warnings.append(
+                f"the recording lasts only {t_prev - t_first:.2f} s: too short to analyse"
+            )
+        self.warnings += notes.warnings()
 
 
 def _write_atomic(path: Path, text: str) -> None:
