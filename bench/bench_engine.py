@@ -4,8 +4,8 @@ Real-time factor on one core for one six-axis 200 Hz stream, at several block si
 collector feeds small blocks, ``analyze`` 1 s blocks); the engine's own alert delay (signal fed
 after a rep's true end before its rep and velocity-loss alert events come out, 50 ms blocks as
 live); peak memory of a process that streams a 15 min, 1 h and 2 h session through the
-engine (it must stay flat); and ``tremorlift analyze`` as a whole process on a 2 h 200 Hz CSV
-(x real time and peak memory, reading and parsing the file included).
+engine (it must stay flat); and ``tremorlift analyze`` as a whole process on a 2 h 200 Hz CSV and on
+the same samples as a session file (x real time and peak memory, reading and parsing included).
 Usage: bench/bench_engine.py [--quick]
 """
 
@@ -233,6 +233,7 @@ def write_csv(recordings: Path, path: Path, minutes: float) -> float:
 def write_session(csv_path: Path, path: Path) -> None:
     """The CSV's samples as a recorded session (one sensor, 19-sample frames, 200 Hz)."""
     from tremorlift import protocol as p
+    from tremorlift.csv_input import open_csv
     from tremorlift.session import SessionWriter
 
     info = p.DeviceInfo(
@@ -243,11 +244,11 @@ def write_session(csv_path: Path, path: Path) -> None:
         d = w.add_device("AA:BB:CC:DD:00:01", name="TL-0001", placement="forearm")
         w.add_info(d, p.encode_info(info), host_s=0.1)
         k = 0
-        for chunk in np.array_split(np.loadtxt(csv_path, delimiter=",", skiprows=1), 64):
-            raw = np.empty((chunk.shape[0], 6), np.int16)
-            raw[:, :3] = np.clip(np.rint(chunk[:, 1:4] / info.accel_mps2_per_lsb), -32768, 32767)
-            raw[:, 3:] = np.clip(np.rint(chunk[:, 4:7] / info.gyro_radps_per_lsb), -32768, 32767)
-            for i in range(0, raw.shape[0] - n + 1, n):
+        for _, acc, gyr in open_csv(csv_path, block_bytes=n * 60 * 64).blocks():
+            raw = np.empty((acc.shape[0], 6), np.int16)
+            raw[:, :3] = np.clip(np.rint(acc / info.accel_mps2_per_lsb), -32768, 32767)
+            raw[:, 3:] = np.clip(np.rint(gyr / info.gyro_radps_per_lsb), -32768, 32767)
+            for i in range(0, raw.shape[0] - n + 1, n):  # whole frames only
                 flags = p.FLAG_STREAM_START if k == 0 else 0
                 tick = (n * k * 5000) % (1 << 30)
                 frame = p.encode_samples(flags, k, n * k, tick, raw[i : i + n])
