@@ -210,9 +210,27 @@ def test_rest_tremor_is_flagged_once_and_not_as_a_diagnosis() -> None:
     assert [s for s in res["sets"] if s["kind"] == "hold"] == []
 
 
-def test_rate_below_50_hz_is_refused() -> None:
-    with pytest.raises(ValueError, match="50 Hz"):
-        Engine(40.0)
+def test_rate_below_25_hz_is_refused() -> None:
+    with pytest.raises(ValueError, match="25 Hz"):
+        Engine(20.0)
+
+
+def test_reps_are_counted_at_25_hz_and_tremor_says_it_was_not_analysed(fatiguing_set) -> None:
+    t, acc, gyr, truth = fatiguing_set
+    k = int(FS_HZ / 25)
+    # Decimate as a 25 Hz sensor would see it (its own anti-alias filter: a block mean).
+    n = (t.size // k) * k
+    t25 = t[:n:k]
+    acc25 = acc[:n].reshape(-1, k, 3).mean(axis=1)
+    gyr25 = gyr[:n].reshape(-1, k, 3).mean(axis=1)
+    res = run_engine(Engine(25.0), t25, acc25, gyr25, 25)
+    assert res["tremor"] == "not analysed: 25.0 Hz is below 50 Hz"
+    assert res["tremor_episodes"] == []
+    dyn = [s for s in res["sets"] if s["kind"] == "dynamic"]
+    assert [len(s["reps"]) for s in dyn] == [len(truth)]
+    for rep, tr in zip(dyn[0]["reps"], truth, strict=True):
+        assert rep["mean_concentric_velocity_mps"] == pytest.approx(tr["mv"], abs=0.08)
+    assert Engine(FS_HZ).result()["tremor"] == "analysed"
 
 
 def test_memory_stays_bounded_over_a_long_stream() -> None:
@@ -226,6 +244,7 @@ def test_memory_stays_bounded_over_a_long_stream() -> None:
         eng.feed(t, acc, rng.normal(0, 0.003, (n, 3)))
         t0 += 1.0
     assert eng._spectra._ring.shape[0] <= eng._spectra.win_n
-    assert eng._segmenter._buf_n <= eng._segmenter.max_n
+    assert eng._cycles._t.size <= eng._cycles._buf_n
+    assert eng._ring_n <= int(40.0 * FS_HZ) + n
     assert len(eng._recent_static_amp) <= 6
     assert eng.result()["sets"] == []

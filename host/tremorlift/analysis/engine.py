@@ -15,18 +15,19 @@ import numpy as np
 from scipy import signal
 
 from tremorlift.analysis import alerts as vl_alerts
+from tremorlift.analysis.cycles import Cycle, CycleTracker
 from tremorlift.analysis.dsp import StreamingBoxcar, StreamingSos, runs
 from tremorlift.analysis.orientation import GravityTracker
 from tremorlift.analysis.reps import (
     FAST_STILL_ACCEL_MPS2,
     FAST_STILL_GYRO_RADPS,
+    FAST_STILL_HOLD_S,
     FAST_STILL_WINDOW_S,
-    STILL_ACCEL_MPS2,
     STILL_GYRO_RADPS,
     STILL_JERK_MPS3,
-    MovementSegmenter,
     Rep,
-    RepBuilder,
+    concentric_sign,
+    measure_rep,
 )
 from tremorlift.analysis.tremor import (
     HOP_S,
@@ -38,10 +39,15 @@ from tremorlift.analysis.tremor import (
     TremorWindows,
 )
 
-MIN_SAMPLE_RATE_HZ = 50.0  # tremor up to 15 Hz needs margin below Nyquist
+MIN_SAMPLE_RATE_HZ = 25.0  # reps and sets are found on a 25 Hz grid
+TREMOR_MIN_RATE_HZ = 50.0  # tremor up to 15 Hz needs margin below Nyquist
 STILL_LOWPASS_HZ = 2.0
 TREMOR_HIGHPASS_HZ = 0.5
 SET_GAP_S = 15.0  # no rep for this long ends a set
+REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found up to 20 s late)
+SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
+SETTLE_MIN_S = 0.2
+SETTLE_MAX_S = 1.0
 GRAVITY_QUIET_S = 0.2
 OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
 OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
@@ -141,9 +147,10 @@ class Engine:
     ) -> None:
         if not np.isfinite(sample_rate_hz) or sample_rate_hz < MIN_SAMPLE_RATE_HZ:
             raise ValueError(
-                f"sample rate {sample_rate_hz:.1f} Hz is below {MIN_SAMPLE_RATE_HZ:.0f} Hz needed for tremor"
+                f"sample rate {sample_rate_hz:.1f} Hz is below {MIN_SAMPLE_RATE_HZ:.0f} Hz needed to count reps"
             )
         self.fs = float(sample_rate_hz)
+        self.tremor_analysed = self.fs >= TREMOR_MIN_RATE_HZ
         self.exercise = exercise
         self.placement = placement
         self.goal = goal
@@ -155,21 +162,29 @@ class Engine:
         hp = signal.butter(2, TREMOR_HIGHPASS_HZ, btype="highpass", fs=self.fs, output="sos")
         self._lp = StreamingSos(lp, 6)
         self._hp = StreamingSos(hp, 6)
-        self._box = StreamingBoxcar(int(round(FAST_STILL_WINDOW_S * self.fs)), 4)
-        self._bp_tremor = StreamingSos(
-            signal.butter(4, TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
-        )
-        self._bp_moving = StreamingSos(
-            signal.butter(4, MOVING_TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
-        )
-        self._bp_sway = StreamingSos(
-            signal.butter(4, SWAY_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
-        )
-        self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, 0.5)
-        self._segmenter = MovementSegmenter(self.fs)
-        self._reps = RepBuilder()
+        self._box = StreamingBoxcar(max(1, int(round(FAST_STILL_WINDOW_S * self.fs))), 4)
+        self._quiet_hold_n = max(1, int(round(FAST_STILL_HOLD_S * self.fs)))
+        self._quiet_run = 0
+        if self.tremor_analysed:
+            self._bp_tremor = StreamingSos(
+                signal.butter(4, TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
+            )
+            self._bp_moving = StreamingSos(
+                signal.butter(4, MOVING_TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"),
+                3,
+            )
+            self._bp_sway = StreamingSos(
+                signal.butter(4, SWAY_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
+            )
+            self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, 0.5)
+        self._cycles = CycleTracker(self.fs)
+        self._concentric_sign = concentric_sign(exercise)
+        self._ring: list[np.ndarray] = []  # blocks of (t, vertical accel, gyro x3, still)
+        self._ring_n = 0
+        self._pending: list[Cycle] = []  # reps found, waiting for their end to settle
+        self._last_bound: tuple[int, float] | None = None  # (set, end) of the last rep measured
+        self._set_index = -1
         self._prev_lp: np.ndarray | None = None
-        self._lone_rep: Rep | None = None
         self._g0 = 9.80665
         self._quiet_len = 0
         self._quiet_sum = 0.0
@@ -244,8 +259,9 @@ class Engine:
 
     def finish(self) -> list[Event]:
         events: list[Event] = []
-        for rep in self._reps.flush():
-            self._on_rep(rep, events)
+        self._pending += self._cycles.finish()
+        for _, rep, set_index in self._settle(np.inf):
+            self._on_rep(rep, set_index, events)
         t_end = self._t_last if np.isfinite(self._t_last) else 0.0
         self._close_episode(events)
         if self._hold is not None:
@@ -260,6 +276,9 @@ class Engine:
             "placement": self.placement,
             "velocity_loss_threshold_pct": self.threshold_pct,
             "duration_s": round(float(self._t_last), 3) if np.isfinite(self._t_last) else 0.0,
+            "tremor": "analysed"
+            if self.tremor_analysed
+            else f"not analysed: {self.fs:.1f} Hz is below {TREMOR_MIN_RATE_HZ:.0f} Hz",
             "tremor_baseline_rms_mps2": None
             if self._baseline is None
             else round(self._baseline, 4),
@@ -289,31 +308,37 @@ class Engine:
         a_norm = np.linalg.norm(lp[:, 0:3], axis=1)
         g0 = self._gravity_reference(quiet < 0.5, a_norm, up)
         a_vert = np.einsum("ij,ij->i", acc, up) - g0
-        still = quiet + np.abs(a_norm - g0) / STILL_ACCEL_MPS2 < 1.0
         box = self._box(np.column_stack((a_vert, gyr_c)))
-        fast_quiet = (np.abs(box[:, 0]) < FAST_STILL_ACCEL_MPS2) & (
+        calm = (np.abs(box[:, 0]) < FAST_STILL_ACCEL_MPS2) & (
             np.linalg.norm(box[:, 1:4], axis=1) < FAST_STILL_GYRO_RADPS
         )
-        # Reps and tremor windows are handled in time order (a rep when its period closed or its
-        # pairing timed out), so results do not depend on how the stream was cut into blocks.
-        reps: list[tuple[float, Rep]] = []
-        for stroke in self._segmenter.update(t, a_vert, still, gyr_c, fast_quiet):
-            close_s = float(stroke.t_s[-1])
-            due = self._reps.flush_due_s()
-            if due is not None and due <= close_s:
-                reps += [(due, r) for r in self._reps.tick(due)]
-            reps += [(close_s, r) for r in self._reps.update(stroke)]
-        due = self._reps.flush_due_s()
-        if due is not None and due <= self._t_last:
-            reps += [(due, r) for r in self._reps.tick(due)]
+        # Calm for FAST_STILL_HOLD_S in a row (carried across blocks).
+        r = self._quiet_run
+        idx = np.arange(calm.size)
+        last_loud = np.maximum.accumulate(np.where(~calm, idx, -1))
+        run = np.where(last_loud >= 0, idx - last_loud, idx + 1 + r)
+        run[~calm] = 0
+        self._quiet_run = int(run[-1])
+        fast_quiet = run >= self._quiet_hold_n
+        self._ring_push(t, a_vert, gyr_c, fast_quiet)
+        # Reps are handled in time order (when they were known), so results do not depend on
+        # how the stream was cut into blocks.
+        self._pending += self._cycles.update(t, acc, gyr_c, fast_quiet)
+        reps = self._settle(self._t_last)
+        if not self.tremor_analysed:
+            for found_s, rep, set_index in reps:
+                self._advance(found_s, events)
+                self._on_rep(rep, set_index, events)
+            self._advance(self._t_last, events)
+            return events
         # The tremor path only yields a window every hop (0.5 s): small live blocks wait here
         # and are filtered together once a window is complete (causal filters with carried
         # state give the same samples however the stream is cut).
         self._tq.append((t, x, up))
         self._tq_n += t.size
         if self._tq_n < self._spectra.samples_to_next_window():
-            for _, rep in reps:
-                self._on_rep(rep, events)
+            for _, rep, set_index in reps:
+                self._on_rep(rep, set_index, events)
             return events
         t = np.concatenate([q[0] for q in self._tq])
         x = np.concatenate([q[1] for q in self._tq])
@@ -396,19 +421,77 @@ class Engine:
         self._quiet_up = np.zeros(3)
         self._quiet_cnt = 0
 
-    # ------------------------------------------------------------------ reps and sets
-    def _on_rep(self, rep: Rep, events: list[Event]) -> None:
-        if self._set is not None and rep.start_s - self._last_rep_end_s > SET_GAP_S:
+    def _ring_push(
+        self, t: np.ndarray, a_vert: np.ndarray, gyro: np.ndarray, still: np.ndarray
+    ) -> None:
+        self._ring.append(np.column_stack((t, a_vert, gyro, still)))
+        self._ring_n += t.size
+        keep_n = int(REP_RING_S * self.fs)
+        while self._ring and self._ring_n - self._ring[0].shape[0] >= keep_n:
+            self._ring_n -= self._ring.pop(0).shape[0]
+
+    def _ring_array(self) -> np.ndarray:
+        ring = np.concatenate(self._ring) if len(self._ring) > 1 else self._ring[0]
+        self._ring, self._ring_n = [ring], ring.shape[0]
+        return ring
+
+    def _settle(self, t_now: float) -> list[tuple[float, Rep, int]]:
+        """Measures the reps whose end has settled, in order.
+
+        A rep's rest-side bound comes from a low-passed signal and can fall just before the
+        limb truly stops (the last of a concentric phase). So the end is the first still sample
+        within ``SETTLE_PERIODS`` of the bound (a pause at rest), or the bound itself when the
+        limb goes straight into the next rep. A rep's start is the previous rep's end in the same
+        set, or for a set's first rep the still sample nearest its bound. Which sample ends a
+        rep does not depend on how the stream was cut; only when it is known does.
+        """
+        out: list[tuple[float, Rep, int]] = []
+        while self._pending and self._ring:
+            c = self._pending[0]
+            ring = self._ring_array()
+            t, still = ring[:, 0], ring[:, 5] > 0.5
+            wait_s = min(max(SETTLE_PERIODS * c.period_s, SETTLE_MIN_S), SETTLE_MAX_S)
+            end, known = c.end_s, c.found_s
+            if not c.by_stillness:
+                k0, k1 = np.searchsorted(t, [c.end_s, c.end_s + wait_s])
+                quiet = np.flatnonzero(still[k0:k1])
+                if quiet.size:
+                    end = float(t[k0 + quiet[0]])
+                    known = max(known, end)
+                elif t_now < c.end_s + wait_s:
+                    break  # the limb may still stop within the wait
+                else:
+                    known = max(known, c.end_s + wait_s)
+            self._pending.pop(0)
+            start = c.start_s
+            last = self._last_bound
+            if last is not None and last[0] == c.set_index and abs(last[1] - start) < c.period_s:
+                start = last[1]
+            else:
+                k0, k1 = np.searchsorted(t, [start - wait_s, start + wait_s])
+                quiet = np.flatnonzero(still[k0:k1])
+                if quiet.size:
+                    start = float(t[k0 + quiet[int(np.argmin(np.abs(t[k0 + quiet] - start)))]])
+            i0, i1 = np.searchsorted(t, [start, end])
+            seg = ring[i0 : i1 + 1]
+            rep = measure_rep(seg[:, 0], seg[:, 1], seg[:, 2:5], self._concentric_sign)
+            self._last_bound = (c.set_index, end)
+            if rep is not None:
+                out.append((known, rep, c.set_index))
+        return out
+
+    def _advance(self, t_now: float, events: list[Event]) -> None:
+        """No rep for SET_GAP_S ends a set."""
+        if self._set is not None and t_now - self._last_rep_end_s > SET_GAP_S:
             self._end_set(events)
-        if self._set is None:
-            # A set is at least two reps: a lone excursion (picking something up, a big fidget)
-            # waits for a partner and is dropped if none comes.
-            first = self._lone_rep
-            if first is None or rep.start_s - first.end_s > SET_GAP_S:
-                self._lone_rep = rep
-                return
-            self._lone_rep = None
-            self._add_rep(first, events)
+
+    # ------------------------------------------------------------------ reps and sets
+    def _on_rep(self, rep: Rep, set_index: int, events: list[Event]) -> None:
+        if self._set is not None and (
+            set_index != self._set_index or rep.start_s - self._last_rep_end_s > SET_GAP_S
+        ):
+            self._end_set(events)
+        self._set_index = set_index
         self._add_rep(rep, events)
 
     def _add_rep(self, rep: Rep, events: list[Event]) -> None:
@@ -419,7 +502,7 @@ class Engine:
         s = self._set
         assert s is not None
         n = len(s["reps"])
-        vl, decision = self._policy.on_rep(n, rep.mean_concentric_velocity_mps)
+        vl, decision = self._policy.on_rep(n, rep.mean_concentric_velocity_mps, rep.quality)
         d: dict[str, Any] = dict(rep.as_dict())
         d["velocity_loss_pct"] = round(vl, 2)
         d["zone"] = vl_alerts.zone(vl)
@@ -491,15 +574,21 @@ class Engine:
         assert s is not None
         self._set = None
         reps = s["reps"]
-        mv = [r["mean_concentric_velocity_mps"] for r in reps]
+        good = [r for r in reps if r["quality"] >= vl_alerts.MIN_QUALITY] or reps
+        mv = [r["mean_concentric_velocity_mps"] for r in good]
         best = max(mv)
         s["rep_count"] = len(reps)
+        s["reps_measured_well"] = sum(1 for r in reps if r["quality"] >= vl_alerts.MIN_QUALITY)
         s["velocity_loss_pct"] = round(100.0 * (1.0 - mv[-1] / best), 2) if best > 0 else 0.0
-        s["max_velocity_loss_pct"] = round(max(r["velocity_loss_pct"] for r in reps), 2)
+        s["max_velocity_loss_pct"] = round(
+            max((r["velocity_loss_pct"] for r in good), default=0.0), 2
+        )
         s["best_velocity_mps"] = round(best, 4)
-        if self._best_set1_mps is None:
+        if self._best_set1_mps is None and best > 0:
             self._best_set1_mps = best
-        s["fatigue_vs_set1_pct"] = round(100.0 * (1.0 - best / self._best_set1_mps), 2)
+        s["fatigue_vs_set1_pct"] = (
+            round(100.0 * (1.0 - best / self._best_set1_mps), 2) if self._best_set1_mps else None
+        )
         s["time_under_tension_s"] = round(sum(r["time_under_tension_s"] for r in reps), 3)
         rms = [r for (_, r) in self._set_windows]
         s["tremor_rms_max_mps2"] = round(max(rms), 4) if rms else None
@@ -510,16 +599,19 @@ class Engine:
 
     # ------------------------------------------------------------------ tremor windows
     def _on_windows(
-        self, w: TremorWindows, up: np.ndarray, reps: list[tuple[float, Rep]], events: list[Event]
+        self,
+        w: TremorWindows,
+        up: np.ndarray,
+        reps: list[tuple[float, Rep, int]],
+        events: list[Event],
     ) -> None:
         k = 0
         for i in range(len(w)):  # two windows per second
             t_end = float(w.t_end_s[i])
             while k < len(reps) and reps[k][0] <= t_end:
-                self._on_rep(reps[k][1], events)
+                self._on_rep(reps[k][1], reps[k][2], events)
                 k += 1
-            if self._set is not None and t_end - self._last_rep_end_s > SET_GAP_S:
-                self._end_set(events)
+            self._advance(t_end, events)
             # The one-second band powers are centred half a second before the window's end.
             center = t_end - 0.5
             p_trem, p_sway, p_mov = (float(x) for x in w.power_1s[i])
@@ -596,8 +688,8 @@ class Engine:
                 self._recent_static_amp.append(amp)
                 self._recent_static_amp = self._recent_static_amp[-6:]
             self._check_recovery(center, amp, static, events)
-        for _, rep in reps[k:]:
-            self._on_rep(rep, events)
+        for _, rep, set_index in reps[k:]:
+            self._on_rep(rep, set_index, events)
 
     def _learn_baseline(self, p_trem: float, p_sway: float, p_mov: float, static: bool) -> None:
         """The ever-present tremor and sensor noise, from the first still seconds (warm-up);
