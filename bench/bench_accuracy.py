@@ -86,7 +86,7 @@ def vl_threshold_rep(mv: list[float], thr_pct: float) -> int | None:
     best = 0.0
     for k, v in enumerate(mv):
         best = max(best, v)
-        if 100.0 * (1.0 - v / best) >= thr_pct:
+        if best > 0.0 and 100.0 * (1.0 - v / best) >= thr_pct:
             return k
     return None
 

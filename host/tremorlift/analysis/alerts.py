@@ -1,9 +1,13 @@
 """Velocity-loss alert policy: graded zones, goal presets, reset per set.
 
-Only reps measured well (``quality >= MIN_QUALITY``, see ``reps``) take part: they set the
-reference (the set's fastest) and they raise alerts. A warn comes at the first well-measured rep
-past the threshold, never before rep ``MIN_WARN_REP``; a stop needs a second well-measured rep past
-it right after (one noisy rep never stops a set).
+Only reps measured well take part: quality ``>= MIN_QUALITY`` (see ``reps``) and a speed within
+``PLAUSIBLE_RANGE`` of the median of the set's recent well-measured reps (a rep whose lifting
+phase was not found reads near zero; real rep-to-rep noise on a wrist is about 10-15 %). The loss
+that decides is that of the mean of the last two such reps against the best such mean of the set
+(rep-to-rep noise shrinks by about 1.4), while each rep still shows its own loss against the
+fastest rep. A warn comes at the first rep whose two-rep loss is past the threshold, never
+before rep ``MIN_WARN_REP``; a stop needs the next well-measured rep past it too, so one noisy
+rep never stops a set.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ DEFAULT_GOAL = "strength"
 INFO_MARGIN_PCT = 5.0  # stay silent until within this many points of the threshold
 MIN_WARN_REP = 4  # the first reps of a set settle the reference; no warn before this rep
 MIN_QUALITY = 0.5
+PLAUSIBLE_RANGE = (0.5, 1.6)  # x the median of the last PLAUSIBLE_REPS well-measured reps
+PLAUSIBLE_REPS = 5
 # Graded zones of velocity loss (upper bounds, %), for display.
 ZONES = (
     (10.0, "fresh"),
@@ -65,48 +71,63 @@ class VelocityLossPolicy:
 
     def new_set(self) -> None:
         self.best_mps = 0.0
+        self._good: list[float] = []
+        self._best_pair_mps = 0.0
         self._info_sent = False
         self._warned = False
         self._stopped = False
         self._last_good_past = False
 
+    def _plausible(self, v: float) -> bool:
+        if len(self._good) < 3:
+            return v > 0.0
+        med = float(sorted(self._good[-PLAUSIBLE_REPS:])[len(self._good[-PLAUSIBLE_REPS:]) // 2])
+        return PLAUSIBLE_RANGE[0] * med <= v <= PLAUSIBLE_RANGE[1] * med
+
     def on_rep(
         self, rep_index: int, mean_velocity_mps: float, quality: float = 1.0
     ) -> tuple[float, VlDecision | None]:
-        """Returns (velocity loss of this rep vs the fastest well-measured rep so far, decision
-        or None)."""
-        good = quality >= MIN_QUALITY
+        """Returns (this rep's velocity loss vs the fastest well-measured rep so far, decision or
+        None)."""
+        v = mean_velocity_mps
+        good = quality >= MIN_QUALITY and self._plausible(v)
         if good:
-            self.best_mps = max(self.best_mps, mean_velocity_mps)
-        vl = 100.0 * (1.0 - mean_velocity_mps / self.best_mps) if self.best_mps > 0 else 0.0
-        if not self.enabled or self._stopped or not good:
+            self._good.append(v)
+            self.best_mps = max(self.best_mps, v)
+        vl = 100.0 * (1.0 - v / self.best_mps) if self.best_mps > 0 else 0.0
+        if not good or len(self._good) < 2:
+            return vl, None
+        pair = 0.5 * (self._good[-1] + self._good[-2])
+        self._best_pair_mps = max(self._best_pair_mps, pair)
+        vl2 = 100.0 * (1.0 - pair / self._best_pair_mps)
+        if not self.enabled or self._stopped:
             return vl, None
         thr = self.threshold_pct
         n = rep_index + 1
-        past = vl >= thr
+        past = vl2 >= thr
         prev_past, self._last_good_past = self._last_good_past, past
         if past and n >= MIN_WARN_REP:
             if self._warned and prev_past:
                 self._stopped = True
                 return vl, VlDecision(
                     "stop",
-                    vl,
-                    f"rep {n}: velocity loss {vl:.0f} %, past {thr:.0f} % on two reps running: end the set",
+                    vl2,
+                    f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, past {thr:.0f} % again: end the set",
                 )
             if not self._warned:
                 self._warned = True
                 self._info_sent = True
                 return vl, VlDecision(
                     "warn",
-                    vl,
-                    f"rep {n}: velocity loss {vl:.0f} % reached the {thr:.0f} % threshold: one more rep at most",
+                    vl2,
+                    f"rep {n}: velocity loss {vl2:.0f} % over the last two reps reached the {thr:.0f} % threshold: one more rep at most",
                 )
             return vl, None
-        if n >= 2 and vl >= thr - INFO_MARGIN_PCT and not self._info_sent:
+        if vl2 >= thr - INFO_MARGIN_PCT and not self._info_sent:
             self._info_sent = True
             return vl, VlDecision(
                 "info",
-                vl,
-                f"rep {n}: velocity loss {vl:.0f} %, {thr - vl:.0f} points below the {thr:.0f} % threshold",
+                vl2,
+                f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, {thr - vl2:.0f} points below the {thr:.0f} % threshold",
             )
         return vl, None

@@ -6,11 +6,11 @@ every set still shows is one repeating pattern of orientation change and acceler
 The tracker follows that pattern, independent of how the sensor is worn:
 
 1. The accelerometer (gravity included, so a tilt shows as a change of its projection) and the
-   gyroscope integrated to angles are low-passed at 4 Hz and resampled on a 25 Hz grid; gaps in
+   gyroscope integrated to angles are low-passed at 2.5 Hz and resampled on a 25 Hz grid; gaps in
    the data longer than ``MAX_GAP_S`` end what was being followed.
 2. Every 0.5 s the last 8, 14 and 20 s are tested for periodicity: the six channels, each sensor's
    three scaled by their joint RMS, are projected on their principal axis and correlated with
-   themselves over lags of 0.8-9 s (unbiased, normalised by the window's energy, so a window
+   themselves over lags of 1-9 s (unbiased, normalised by the window's energy, so a window
    that is only partly periodic scores lower).
    The period is the first lag within 80 % of the best correlation. A set opens on a window
    that correlates at ``MIN_PERIODICITY`` or more and moves more than sensor noise.
@@ -39,11 +39,12 @@ from scipy import signal
 from tremorlift.analysis.dsp import StreamingSos
 
 GRID_HZ = 25.0
-LOWPASS_HZ = 4.0
+LOWPASS_HZ = 2.5
+LOWPASS_ORDER = 4  # tremor (4-12 Hz) must not reach the rep signal
 MAX_GAP_S = 1.0
 WINDOWS_S = (8.0, 14.0, 20.0)
 HOP_S = 0.5
-PERIOD_MIN_S = 0.8
+PERIOD_MIN_S = 1.0
 PERIOD_MAX_S = 9.0
 PERIOD_PICK_SHARE = 0.8  # first autocorrelation peak within this share of the best
 MIN_PERIODICITY = 0.5
@@ -143,7 +144,7 @@ class CycleTracker:
     def __init__(self, sample_rate_hz: float) -> None:
         self.fs = float(sample_rate_hz)
         cutoff = min(LOWPASS_HZ, 0.4 * self.fs)
-        sos = signal.butter(2, cutoff, btype="lowpass", fs=self.fs, output="sos")
+        sos = signal.butter(LOWPASS_ORDER, cutoff, btype="lowpass", fs=self.fs, output="sos")
         self._lp = StreamingSos(sos, 6)
         # The low-pass delays the grid signal; extremes are mapped back by its group delay.
         b, a = signal.sos2tf(sos)
@@ -555,7 +556,9 @@ class _SetState:
         if not REP_MIN_SWING_SHARE <= share <= REP_MAX_SWING_SHARE:
             return None
         dur_periods = (rest1.i - rest0.i) / GRID_HZ / max(self.period_s, 1e-6)
-        if not by_still and not REP_DURATION_PERIODS[0] <= dur_periods <= REP_DURATION_PERIODS[1]:
+        if dur_periods < REP_DURATION_PERIODS[0]:
+            return None
+        if not by_still and dur_periods > REP_DURATION_PERIODS[1]:
             # Too quick or too slow for this set's rhythm; a slow one may still be the first
             # rep, whose rest extreme lies in the idle before the set.
             if dur_periods < REP_DURATION_PERIODS[0] or rest0 is not self.first_rest:

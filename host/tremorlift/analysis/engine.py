@@ -44,6 +44,7 @@ TREMOR_MIN_RATE_HZ = 50.0  # tremor up to 15 Hz needs margin below Nyquist
 STILL_LOWPASS_HZ = 2.0
 TREMOR_HIGHPASS_HZ = 0.5
 SET_GAP_S = 15.0  # no rep for this long ends a set
+MIN_SET_REPS = 2
 REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found up to 20 s late)
 SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
 SETTLE_MIN_S = 0.2
@@ -84,11 +85,27 @@ HOLD_START_LAG_S = 1.5  # the static test looks at a 3 s window: stillness began
 HOLD_EFFORT_LEAD_S = 3.0
 HOLD_END_LAG_S = 1.5
 HOLD_QUIET_END_S = 2.0
-HOLD_NOT_AFTER_REP_S = 8.0
+HOLD_NOT_AFTER_REP_S = 20.0
 HOLD_VIOLENT_FACTOR = 6.0  # vs the hold's own first seconds
 HOLD_VIOLENT_RMS_MPS2 = 1.5
 HOLD_DRIFT_STOP_DEG = 12.0
 HOLD_SWAY_STOP_RMS_MPS2 = 0.6
+
+# What counts as tremor is relative: a strap-worn sensor on a hand that grips a load reads about
+# 0.4 m/s^2 in 3-15 Hz (median, real wrist sets), ten times a still sensor. In a set the level
+# that counts is TREMOR_FACTOR times the set's own first seconds; outside sets, while moving or
+# shortly after exertion, TREMOR_FACTOR times the median of the last AMBIENT_S of the same kind of
+# window (moving or still). Only a limb truly at rest is judged on the absolute floor.
+TREMOR_FACTOR = 2.0
+SET_REFERENCE_S = 6.0
+AMBIENT_S = 60.0
+AMBIENT_MIN_WINDOWS = 6
+# Exertion the rep counter did not see (crunches it could not count, carrying, a sprint):
+# VIGOROUS_WINDOWS windows in a row moving this much.
+VIGOROUS_DISP_M = 0.05
+VIGOROUS_WINDOWS = 12
+REST_MIN_S = 5.0  # a rest-tremor episode persists at least this long
+HOLD_DROP_BEFORE_REP_S = 10.0  # a "hold" this close before a set's first rep was its set-up
 
 # Tremor alerts within a dynamic set (vs the set's first reps) and recovery after a set.
 TREMOR_INDEX_FACTOR = 2.0
@@ -235,6 +252,9 @@ class Engine:
         self._rest_flagged = False
         self._recovery_watch: dict[str, Any] | None = None
         self._recent_static_amp: list[float] = []
+        self._recent_amp: list[tuple[float, float, bool]] = []  # (window end, amp, static)
+        self._set_ref: float | None = None
+        self._vigorous_run = 0
 
     # ------------------------------------------------------------------ streaming API
     def feed(self, t_s: np.ndarray, accel_mps2: np.ndarray, gyro_radps: np.ndarray) -> list[Event]:
@@ -496,7 +516,16 @@ class Engine:
 
     def _add_rep(self, rep: Rep, events: list[Event]) -> None:
         if self._hold is not None:
-            self._end_hold(rep.start_s, events)
+            h = self._hold
+            if (
+                rep.start_s - float(h["end_s"]) < HOLD_DROP_BEFORE_REP_S
+                or rep.start_s < float(h["start_s"]) + HOLD_MIN_S
+            ):
+                # Still before the first reps of a set (or inside a set found late): the set-up,
+                # not a hold.
+                self._drop_hold()
+            else:
+                self._end_hold(rep.start_s, events)
         if self._set is None:
             self._start_set(rep, events)
         s = self._set
@@ -524,7 +553,7 @@ class Engine:
                 "velocity_loss",
                 decision.message,
                 events,
-                velocity_loss_pct=round(vl, 2),
+                velocity_loss_pct=round(decision.velocity_loss_pct, 2),
             )
         self._rep_tremor_check(d, n, events)
 
@@ -554,6 +583,16 @@ class Engine:
             )
 
     def _start_set(self, rep: Rep, events: list[Event]) -> None:
+        # A set is recognised some seconds into it: a "hold" recorded meanwhile, or just before
+        # it, was the set-up (holding the handles, settling on the bench), not a hold.
+        for h in [h for h in self._sets if h["kind"] == "hold"]:
+            if float(h["end_s"]) >= rep.start_s - HOLD_DROP_BEFORE_REP_S:
+                self._sets.remove(h)
+                self._alerts = [
+                    a
+                    for a in self._alerts
+                    if not (a["kind"] == "hold" and h["start_s"] <= a["t_s"] <= h["end_s"] + 1.0)
+                ]
         self._set = {
             "kind": "dynamic",
             "start_s": round(rep.start_s, 4),
@@ -563,6 +602,7 @@ class Engine:
             "reps": [],
         }
         self._set_windows = []
+        self._set_ref = None
         self._set_tremor_high_reps = 0
         self._set_tremor_warned = False
         self._policy.new_set()
@@ -574,6 +614,10 @@ class Engine:
         assert s is not None
         self._set = None
         reps = s["reps"]
+        if len(reps) < MIN_SET_REPS:
+            # One movement that looked like the start of a rhythm (a fidget, a re-grip) is no
+            # set; what it alerted (nothing can: no warn before rep 4) goes with it.
+            return
         good = [r for r in reps if r["quality"] >= vl_alerts.MIN_QUALITY] or reps
         mv = [r["mean_concentric_velocity_mps"] for r in good]
         best = max(mv)
@@ -635,11 +679,17 @@ class Engine:
             if self._set is not None:
                 self._set_windows.append((t_end, amp))
                 self._set_windows = self._set_windows[-MAX_WINDOWS_KEPT:]
+            self._note_exertion(t_end, float(w.disp_rms_m[i]), static)
+            self._recent_amp.append((t_end, amp, static))
+            while self._recent_amp and self._recent_amp[0][0] < t_end - max(AMBIENT_S, 30.0):
+                self._recent_amp.pop(0)
+            floor = TREMOR_MIN_RMS_MPS2
+            ref = self._reference_level(t_end, static)
+            if ref is not None:
+                floor = max(floor, TREMOR_FACTOR * ref)
             # A peak on the band's lower edge is the skirt of slower movement, not a rhythm.
             tremor = (
-                amp >= TREMOR_MIN_RMS_MPS2
-                and conc >= TREMOR_MIN_CONCENTRATION
-                and peak >= TREMOR_MIN_PEAK_HZ
+                amp >= floor and conc >= TREMOR_MIN_CONCENTRATION and peak >= TREMOR_MIN_PEAK_HZ
             )
             at_rest = (
                 static
@@ -690,6 +740,32 @@ class Engine:
             self._check_recovery(center, amp, static, events)
         for _, rep, set_index in reps[k:]:
             self._on_rep(rep, set_index, events)
+
+    def _reference_level(self, t_end: float, static: bool) -> float | None:
+        """The tremor-band level this person shows anyway in this context (None: judge on the
+        absolute floor, for a limb truly at rest)."""
+        if self._set is not None:
+            if self._set_ref is None:
+                start = float(self._set["start_s"])
+                first = [
+                    a for (t, a, _) in self._recent_amp if start <= t <= start + SET_REFERENCE_S
+                ]
+                if len(first) >= AMBIENT_MIN_WINDOWS or t_end > start + SET_REFERENCE_S + 1.0:
+                    self._set_ref = float(np.median(first)) if first else None
+            if self._set_ref is not None:
+                return self._set_ref
+        if static and t_end - self._last_exertion_end_s > REST_AFTER_EXERTION_S:
+            return None
+        same = [a for (t, a, st) in self._recent_amp if st == static and t >= t_end - AMBIENT_S]
+        return float(np.median(same)) if len(same) >= AMBIENT_MIN_WINDOWS else None
+
+    def _note_exertion(self, t_end: float, disp_rms_m: float, static: bool) -> None:
+        """Sustained vigorous movement is exertion even when no set was counted."""
+        self._vigorous_run = (
+            self._vigorous_run + 1 if (not static and disp_rms_m >= VIGOROUS_DISP_M) else 0
+        )
+        if self._vigorous_run >= VIGOROUS_WINDOWS:
+            self._last_exertion_end_s = max(self._last_exertion_end_s, t_end)
 
     def _learn_baseline(self, p_trem: float, p_sway: float, p_mov: float, static: bool) -> None:
         """The ever-present tremor and sensor noise, from the first still seconds (warm-up);
@@ -792,9 +868,11 @@ class Engine:
             if grows or slowing or slow_emerging or len(e.rms) < 6:
                 return "fatigue"
             return "fatigue" if 7.0 <= peak <= 13.0 else "other"
+        duration_s = e.last_center_s - e.first_center_s + HOP_S
         if (
             e.static_all
             and 3.0 <= peak <= 7.0
+            and duration_s >= REST_MIN_S
             and start - self._last_exertion_end_s > REST_AFTER_EXERTION_S
         ):
             return "rest"
@@ -919,6 +997,16 @@ class Engine:
         self._hold_info_sent = False
         self._recovery_watch = None
         events.append(Event(start, "set_start", {"kind": "hold"}))
+
+    def _drop_hold(self) -> None:
+        h = self._hold
+        assert h is not None
+        self._hold = None
+        self._hold_votes = []
+        self._static_since = None
+        self._alerts = [
+            a for a in self._alerts if not (a["kind"] == "hold" and a["t_s"] >= h["start_s"])
+        ]
 
     def _end_hold(self, t: float, events: list[Event]) -> None:
         h = self._hold
