@@ -336,8 +336,11 @@ def main() -> int:
                         dev.placement,
                     )
                 )
+            # As a lifter would run it: the exercise named when the scenario has one.
+            names = {s["exercise"] for d in scen.devices for s in d.truth["sets"]}
+            exercise = names.pop() if len(names) == 1 else None
             t0 = time.perf_counter()
-            res_all = analyze_recordings(recs, goal=GOAL, block_s=BLOCK_S)
+            res_all = analyze_recordings(recs, exercise=exercise, goal=GOAL, block_s=BLOCK_S)
             tal.engine_time_s += time.perf_counter() - t0
             results = res_all.get("devices") or [res_all]
             for dev, res in zip(scen.devices, results, strict=True):

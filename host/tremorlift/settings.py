@@ -4,7 +4,7 @@ Layout (every key optional)::
 
     [default]
     goal = "strength"            # power | strength | hypertrophy (10 / 20 / 30 % velocity loss)
-    placement = "forearm"        # forearm | thigh | shank
+    placement = "forearm"        # wrist | forearm | thigh | shank
     feedback.speech = false      # haptic | sound | speech | screen: true/false
 
     [exercise.squat]
@@ -34,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from tremorlift import paths
+from tremorlift.analysis import PLACEMENTS
 from tremorlift.errors import UserError
 
 FILE_NAME = "config.toml"
 GOALS = ("power", "strength", "hypertrophy")
-PLACEMENTS = ("forearm", "thigh", "shank")
+
 CHANNELS = ("haptic", "sound", "speech", "screen")
 KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in CHANNELS)
 BUILT_IN: dict[str, Any] = {

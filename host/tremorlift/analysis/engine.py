@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
+from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
 from tremorlift.analysis.cycles import Cycle, CycleTracker
 from tremorlift.analysis.dsp import StreamingBoxcar, StreamingSos, runs
@@ -49,6 +50,7 @@ REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found u
 SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
 SETTLE_MIN_S = 0.2
 SETTLE_MAX_S = 1.0
+TURNING_RATE_RADPS = 0.5  # a limb whose angular rate peaks above this turns with the rep
 GRAVITY_QUIET_S = 0.2
 OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
 OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
@@ -116,6 +118,30 @@ BASELINE_FLOOR_MPS2 = 0.02
 MAX_WINDOWS_KEPT = 4000  # per set or hold: ~33 min of windows, then the oldest are dropped
 
 
+def _turnaround(ring: np.ndarray, b_s: float, period_s: float, reach_s: float) -> float | None:
+    """Where the limb reverses within ``reach_s`` of ``b_s``: a zero of the angular rate about
+    its main axis when it turns, else a zero of its vertical velocity (integrated over a period
+    each side and detrended, so offsets and drift cancel). None if there is none."""
+    t = ring[:, 0]
+    k0, k1 = np.searchsorted(t, [b_s - period_s, b_s + reach_s])
+    seg = ring[k0:k1]
+    if seg.shape[0] < 8:
+        return None
+    gyro = seg[:, 2:5]
+    if float(np.linalg.norm(gyro, axis=1).max()) >= TURNING_RATE_RADPS:
+        _, _, vt = np.linalg.svd(gyro - gyro.mean(axis=0), full_matrices=False)
+        x = gyro @ vt[0]
+    else:
+        dt = float(np.median(np.diff(seg[:, 0])))
+        x = signal.detrend(np.cumsum(seg[:, 1]) * dt)
+    cross = np.flatnonzero(np.signbit(x[1:]) != np.signbit(x[:-1]))
+    ts = seg[cross, 0]
+    near = np.flatnonzero(np.abs(ts - b_s) <= reach_s)
+    if near.size == 0:
+        return None
+    return float(ts[near[int(np.argmin(np.abs(ts[near] - b_s)))]])
+
+
 def _nanmedian(x: list[float]) -> float | None:
     a = np.asarray(x, dtype=float)
     a = a[np.isfinite(a)]
@@ -166,6 +192,8 @@ class Engine:
             raise ValueError(
                 f"sample rate {sample_rate_hz:.1f} Hz is below {MIN_SAMPLE_RATE_HZ:.0f} Hz needed to count reps"
             )
+        if placement is not None and placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         self.fs = float(sample_rate_hz)
         self.tremor_analysed = self.fs >= TREMOR_MIN_RATE_HZ
         self.exercise = exercise
@@ -179,8 +207,10 @@ class Engine:
         hp = signal.butter(2, TREMOR_HIGHPASS_HZ, btype="highpass", fs=self.fs, output="sos")
         self._lp = StreamingSos(lp, 6)
         self._hp = StreamingSos(hp, 6)
-        self._box = StreamingBoxcar(max(1, int(round(FAST_STILL_WINDOW_S * self.fs))), 4)
-        self._quiet_hold_n = max(1, int(round(FAST_STILL_HOLD_S * self.fs)))
+        # At low rates the still test keeps at least 3 samples of mean and 2 of hold (one calm
+        # sample can be the instant a moving limb's acceleration crosses zero).
+        self._box = StreamingBoxcar(max(3, int(round(FAST_STILL_WINDOW_S * self.fs))), 4)
+        self._quiet_hold_n = max(2, int(round(FAST_STILL_HOLD_S * self.fs)))
         self._quiet_run = 0
         if self.tremor_analysed:
             self._bp_tremor = StreamingSos(
@@ -458,12 +488,13 @@ class Engine:
     def _settle(self, t_now: float) -> list[tuple[float, Rep, int]]:
         """Measures the reps whose end has settled, in order.
 
-        A rep's rest-side bound comes from a low-passed signal and can fall just before the
-        limb truly stops (the last of a concentric phase). So the end is the first still sample
-        within ``SETTLE_PERIODS`` of the bound (a pause at rest), or the bound itself when the
-        limb goes straight into the next rep. A rep's start is the previous rep's end in the same
-        set, or for a set's first rep the still sample nearest its bound. Which sample ends a
-        rep does not depend on how the stream was cut; only when it is known does.
+        A rep's rest-side bound comes from a low-passed signal that need not be position-like
+        (for a limb that translates without turning it follows the acceleration), so it can fall
+        before or after the limb truly stops. The end is therefore the still sample nearest the
+        bound within ``SETTLE_PERIODS`` (a pause at rest) or, when the limb goes straight into the
+        next rep, the turn-around nearest the bound (see ``_turnaround``). A rep's start is the
+        previous rep's end in the same set, or for a set's first rep found the same way. Which
+        sample ends a rep does not depend on how the stream was cut; only when it is known does.
         """
         out: list[tuple[float, Rep, int]] = []
         while self._pending and self._ring:
@@ -471,27 +502,21 @@ class Engine:
             ring = self._ring_array()
             t, still = ring[:, 0], ring[:, 5] > 0.5
             wait_s = min(max(SETTLE_PERIODS * c.period_s, SETTLE_MIN_S), SETTLE_MAX_S)
+            if not c.by_stillness and t_now < c.end_s + wait_s:
+                k0, k1 = np.searchsorted(t, [c.end_s, t_now])
+                if not still[k0 : k1 + 1].any():
+                    break  # the limb may still stop, or turn, within the wait
+            self._pending.pop(0)
             end, known = c.end_s, c.found_s
             if not c.by_stillness:
-                k0, k1 = np.searchsorted(t, [c.end_s, c.end_s + wait_s])
-                quiet = np.flatnonzero(still[k0:k1])
-                if quiet.size:
-                    end = float(t[k0 + quiet[0]])
-                    known = max(known, end)
-                elif t_now < c.end_s + wait_s:
-                    break  # the limb may still stop within the wait
-                else:
-                    known = max(known, c.end_s + wait_s)
-            self._pending.pop(0)
+                end = self._bound(ring, c.end_s, c.period_s, wait_s)
+                known = max(known, min(end, c.end_s + wait_s))
             start = c.start_s
             last = self._last_bound
             if last is not None and last[0] == c.set_index and abs(last[1] - start) < c.period_s:
                 start = last[1]
             else:
-                k0, k1 = np.searchsorted(t, [start - wait_s, start + wait_s])
-                quiet = np.flatnonzero(still[k0:k1])
-                if quiet.size:
-                    start = float(t[k0 + quiet[int(np.argmin(np.abs(t[k0 + quiet] - start)))]])
+                start = self._bound(ring, start, c.period_s, wait_s)
             i0, i1 = np.searchsorted(t, [start, end])
             seg = ring[i0 : i1 + 1]
             rep = measure_rep(seg[:, 0], seg[:, 1], seg[:, 2:5], self._concentric_sign)
@@ -499,6 +524,17 @@ class Engine:
             if rep is not None:
                 out.append((known, rep, c.set_index))
         return out
+
+    def _bound(self, ring: np.ndarray, b_s: float, period_s: float, wait_s: float) -> float:
+        """A zero-velocity instant for a rep bound found near ``b_s``: the still sample nearest
+        it within ``wait_s`` (a pause at rest), or else the turn-around nearest it."""
+        t, still = ring[:, 0], ring[:, 5] > 0.5
+        k0, k1 = np.searchsorted(t, [b_s - wait_s, b_s + wait_s])
+        quiet = np.flatnonzero(still[k0:k1])
+        if quiet.size:
+            return float(t[k0 + quiet[int(np.argmin(np.abs(t[k0 + quiet] - b_s)))]])
+        turn = _turnaround(ring, b_s, period_s, wait_s)
+        return b_s if turn is None else turn
 
     def _advance(self, t_now: float, events: list[Event]) -> None:
         """No rep for SET_GAP_S ends a set."""

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tremorlift.analysis import PLACEMENTS
 from tremorlift.errors import UserError
 
 ORDER = 40
@@ -42,6 +43,11 @@ def add_parser(subparsers: Any) -> None:
         type=float,
         help="explicit velocity-loss threshold in %% (overrides --goal)",
     )
+    p.add_argument(
+        "--placement",
+        choices=PLACEMENTS,
+        help="where the sensor was worn (overrides what a session file says; the analysis works without it)",
+    )
     p.add_argument("--no-alerts", action="store_true", help="master switch: raise no alerts at all")
     p.set_defaults(run=run)
 
@@ -52,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
         raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
     sources = load_input(Path(args.input))
+    if args.placement is not None:
+        for src in sources:
+            src.placement = args.placement
     exercise = args.exercise or sources[0].exercise  # a session says what was lifted
     try:
         result = analyze_streams(

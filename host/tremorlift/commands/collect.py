@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from tremorlift.analysis import PLACEMENTS
 from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
 
@@ -73,9 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%"
     )
-    p.add_argument(
-        "--placement", choices=("forearm", "thigh", "shank"), help="where the wearable is strapped"
-    )
+    p.add_argument("--placement", choices=PLACEMENTS, help="where the wearable is strapped")
     p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
     p.add_argument(
         "--no-haptic", action="store_true", help="no buzz on the wearable for warn and stop"
