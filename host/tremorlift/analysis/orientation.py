@@ -26,6 +26,9 @@ STILL_ACCEL_SPREAD_MPS2 = 0.25  # max-min of |a| within a group (noise, tremor b
 BIAS_SMOOTHING = 0.05  # weight of one still block in the running gyro-offset estimate
 GRAVITY_FOLLOW = 0.5  # weight of one still chunk in the still-magnitude estimate
 LEARN_CHUNK_GROUPS = 25  # offsets are learnt from chunks of this many fusion groups (0.5 s)
+REST_CHUNKS = 4  # a rest that teaches the offsets lasts this many chunks (2 s)
+STILL_TURN_MAX_DEG = 0.5  # gravity may move this much across that rest
+REST_RATE_SPREAD_RADPS = 0.01  # the chunks' mean rates agree to this
 
 
 class GravityTracker:
@@ -51,6 +54,7 @@ class GravityTracker:
         self._chunk_acc: list[np.ndarray] = []
         self._chunk_gyr: list[np.ndarray] = []
         self._chunk_fill = 0
+        self._rest: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     def update(
         self, accel_mps2: np.ndarray, gyro_radps: np.ndarray
@@ -100,8 +104,11 @@ class GravityTracker:
         return up, gyro_corr
 
     def _learn_still(self, acc_groups: np.ndarray, acc: np.ndarray, gyro: np.ndarray) -> None:
-        """Gyro offset and the still accelerometer magnitude from groups where the sensor rests:
-        steady angular rate near the offset, steady acceleration magnitude."""
+        """Gyro offset and the still accelerometer magnitude from a rest: REST_CHUNKS chunks in a
+        row whose groups read a steady angular rate and a steady acceleration magnitude, and
+        across which gravity's direction stays within STILL_TURN_MAX_DEG. A limb turning slowly
+        also reads a steady rate; only gravity standing still while the gyro reads that rate
+        proves it is an offset (0.02 rad/s turns gravity by 2.3 degrees in 2 s)."""
         spread = np.abs(gyro - gyro.mean(axis=1, keepdims=True)).max(axis=(1, 2))
         gyr_mean = gyro.mean(axis=1)
         norms = np.linalg.norm(acc, axis=2)
@@ -109,16 +116,29 @@ class GravityTracker:
         tol = STILL_GYRO_RADPS if self._bias_known else 3 * STILL_GYRO_RADPS
         still = np.linalg.norm(gyr_mean - self.gyro_bias_radps, axis=1) < tol
         still &= (spread < 4 * STILL_GYRO_RADPS) & (acc_spread < STILL_ACCEL_SPREAD_MPS2)
-        if still.sum() < max(3, still.size // 2):
+        if not still.all():
+            self._rest = []
+            return
+        self._rest.append(
+            (acc_groups.mean(axis=0), gyr_mean.mean(axis=0), acc_groups[0], acc_groups[-1])
+        )
+        if len(self._rest) < REST_CHUNKS:
+            return
+        rest, self._rest = self._rest, []
+        first, last = rest[0][2], rest[-1][3]
+        cos = float(first @ last) / (float(np.linalg.norm(first) * np.linalg.norm(last)) + 1e-12)
+        rates = np.array([r[1] for r in rest])
+        if (
+            np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))) > STILL_TURN_MAX_DEG
+            or float(np.ptp(rates, axis=0).max()) > REST_RATE_SPREAD_RADPS
+        ):
             return
         alpha = BIAS_SMOOTHING if self._bias_known else 1.0
-        self.gyro_bias_radps = (1 - alpha) * self.gyro_bias_radps + alpha * gyr_mean[still].mean(
-            axis=0
-        )
+        self.gyro_bias_radps = (1 - alpha) * self.gyro_bias_radps + alpha * rates.mean(axis=0)
         # The magnitude a still accelerometer reads depends on posture (offsets and scale errors
         # project differently), so it follows the current still posture quickly.
         beta = GRAVITY_FOLLOW if self._bias_known else 1.0
         self.gravity_mps2 = (1 - beta) * self.gravity_mps2 + beta * float(
-            np.linalg.norm(acc_groups[still], axis=1).mean()
+            np.mean([np.linalg.norm(r[0]) for r in rest])
         )
         self._bias_known = True
