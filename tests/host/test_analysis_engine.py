@@ -97,32 +97,33 @@ def test_reps_of_a_lift_that_does_not_rotate(fatiguing_set) -> None:
         )
 
 
-def test_velocity_loss_alerts_from_the_two_rep_loss_warn_then_stop_one_rep_later(
+def test_velocity_loss_warns_at_the_first_rep_past_and_stops_on_two_reps_running(
     fatiguing_set,
 ) -> None:
     t, acc, gyr, truth = fatiguing_set
     res = analyse(t, acc, gyr, goal="strength")  # 20 %
     vl = [a for a in res["alerts"] if a["kind"] == "velocity_loss"]
-    levels = [a["level"] for a in vl]
-    assert levels == ["info", "warn", "stop"]
+    assert [a["level"] for a in vl] == ["warn", "stop"]
     reps = res["sets"][0]["reps"]
     ends = [r["end_s"] for r in reps]
-    # Truth: two-rep means 0.69, 0.66, 0.61, 0.565, 0.535, 0.51 -> losses 0, 4, 12, 18, 22, 26 %
-    # from rep 2 on: info at rep 5 (within 5 points), warn at 6, stop at 7.
-    assert [ends.index(a["t_s"]) for a in vl] == [4, 5, 6]
-    # Each rep shows its own loss against the fastest.
+    # Truth per rep: 0, 3, 9, 17, 21, 26, 29 % -> warn at rep 5 (its own loss); two-rep means
+    # 0.69, 0.66, 0.61, 0.565, 0.535, 0.51 -> 18, 22, 26 % at reps 5-7: past twice at rep 7.
+    assert [ends.index(a["t_s"]) for a in vl] == [4, 6]
     assert reps[5]["velocity_loss_pct"] == pytest.approx(25.7, abs=4.0)
     assert res["sets"][0]["velocity_loss_pct"] == pytest.approx(28.6, abs=4.0)
 
 
-def test_one_noisy_rep_neither_warns_nor_stops() -> None:
-    """A set without fatigue but one slow rep (a missed lifting phase, a hesitation) and a warn
-    before rep 4 that the old single-rep rule would have given."""
+def test_one_noisy_rep_never_stops_a_set() -> None:
+    """A set without fatigue but two slow reps (a missed lifting phase, a hesitation): no warn
+    before rep 4, and no stop, as the two-rep loss never stays past the threshold."""
     z, _ = squat_z([0.70, 0.50, 0.69, 0.68, 0.45, 0.69, 0.68, 0.67])
     t, acc, gyr = imu_from_z(z)
     res = analyse(t, acc, gyr, goal="strength")
-    assert [a for a in res["alerts"] if a["level"] in ("warn", "stop")] == []
-    assert len(res["sets"][0]["reps"]) == 8
+    alerts = [a for a in res["alerts"] if a["kind"] == "velocity_loss"]
+    assert [a["level"] for a in alerts if a["level"] == "stop"] == []
+    ends = [r["end_s"] for r in res["sets"][0]["reps"]]
+    assert all(ends.index(a["t_s"]) >= 3 for a in alerts if a["level"] == "warn")
+    assert len(ends) == 8
 
 
 def test_explicit_threshold_and_master_switch(fatiguing_set) -> None:
@@ -152,7 +153,7 @@ def test_alerts_come_out_right_after_the_rep_not_a_rep_later(fatiguing_set) -> N
     assert len(rep_fed) == len(truth)
     delays = [fed - tr["end_s"] for fed, tr in zip(rep_fed, truth, strict=True)]
     assert all(-0.1 <= d <= 0.15 for d in delays[2:]), delays
-    assert len(alert_fed) == 3 and set(alert_fed) <= set(rep_fed[2:])
+    assert len(alert_fed) == 2 and set(alert_fed) <= set(rep_fed[2:])
 
 
 def test_same_result_whatever_the_block_size(fatiguing_set) -> None:

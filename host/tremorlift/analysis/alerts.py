@@ -2,12 +2,12 @@
 
 Only reps measured well take part: quality ``>= MIN_QUALITY`` (see ``reps``) and a speed within
 ``PLAUSIBLE_RANGE`` of the median of the set's recent well-measured reps (a rep whose lifting
-phase was not found reads near zero; real rep-to-rep noise on a wrist is about 10-15 %). The loss
-that decides is that of the mean of the last two such reps against the best such mean of the set
-(rep-to-rep noise shrinks by about 1.4), while each rep still shows its own loss against the
-fastest rep. A warn comes at the first rep whose two-rep loss is past the threshold, never
-before rep ``MIN_WARN_REP``; a stop needs the next well-measured rep past it too, so one noisy
-rep never stops a set.
+phase was not found reads near zero; real rep-to-rep noise on a wrist is about 10-15 %). Each rep shows
+its own loss against the fastest rep. A warn comes at the first rep whose own loss, or the loss of
+the mean of the last two such reps against the best such mean of the set, is past the threshold,
+never before rep ``MIN_WARN_REP``: it costs the lifter at most one rep. A stop needs the two-rep
+loss (rep-to-rep noise shrinks by about 1.4) past the threshold on two reps running after the
+warn, so one noisy rep never stops a set.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ GOAL_THRESHOLDS_PCT = {"power": 10.0, "strength": 20.0, "hypertrophy": 30.0}
 DEFAULT_GOAL = "strength"
 INFO_MARGIN_PCT = 5.0  # stay silent until within this many points of the threshold
 MIN_WARN_REP = 4  # the first reps of a set settle the reference; no warn before this rep
-MIN_QUALITY = 0.5
+MIN_QUALITY = 0.25  # to take part at all
+STOP_MIN_QUALITY = 0.5  # for each of the two reps that confirm a stop
 PLAUSIBLE_RANGE = (0.5, 1.6)  # x the median of the last PLAUSIBLE_REPS well-measured reps
 PLAUSIBLE_REPS = 5
+REFERENCE_MAX_RATIO = 1.35
 # Graded zones of velocity loss (upper bounds, %), for display.
 ZONES = (
     (10.0, "fresh"),
@@ -78,6 +80,13 @@ class VelocityLossPolicy:
         self._stopped = False
         self._last_good_past = False
 
+    def _reference_reps(self) -> list[float]:
+        g = self._good
+        if len(g) < 3:
+            return list(g)
+        med = float(sorted(g)[len(g) // 2])
+        return [v for v in g if v <= REFERENCE_MAX_RATIO * med]
+
     def _plausible(self, v: float) -> bool:
         if len(self._good) < 3:
             return v > 0.0
@@ -93,36 +102,40 @@ class VelocityLossPolicy:
         good = quality >= MIN_QUALITY and self._plausible(v)
         if good:
             self._good.append(v)
-            self.best_mps = max(self.best_mps, v)
+        # The reference is the fastest rep, and the best two-rep mean, among reps not faster
+        # than REFERENCE_MAX_RATIO x the set's median: a first rep whose bound reached into the
+        # set-up reads fast, and would make every later rep look slow.
+        ref = self._reference_reps()
+        self.best_mps = max(ref) if ref else 0.0
         vl = 100.0 * (1.0 - v / self.best_mps) if self.best_mps > 0 else 0.0
         if not good or len(self._good) < 2:
             return vl, None
+        pairs = [0.5 * (a + b) for a, b in zip(ref[:-1], ref[1:], strict=True)] or [v]
         pair = 0.5 * (self._good[-1] + self._good[-2])
-        self._best_pair_mps = max(self._best_pair_mps, pair)
+        self._best_pair_mps = max(max(pairs), pair)
         vl2 = 100.0 * (1.0 - pair / self._best_pair_mps)
         if not self.enabled or self._stopped:
             return vl, None
         thr = self.threshold_pct
         n = rep_index + 1
-        past = vl2 >= thr
+        past = vl2 >= thr and quality >= STOP_MIN_QUALITY
         prev_past, self._last_good_past = self._last_good_past, past
-        if past and n >= MIN_WARN_REP:
-            if self._warned and prev_past:
-                self._stopped = True
-                return vl, VlDecision(
-                    "stop",
-                    vl2,
-                    f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, past {thr:.0f} % again: end the set",
-                )
-            if not self._warned:
-                self._warned = True
-                self._info_sent = True
-                return vl, VlDecision(
-                    "warn",
-                    vl2,
-                    f"rep {n}: velocity loss {vl2:.0f} % over the last two reps reached the {thr:.0f} % threshold: one more rep at most",
-                )
-            return vl, None
+        if n >= MIN_WARN_REP and not self._warned and (vl >= thr or vl2 >= thr):
+            # The first warn may come from this rep alone: it costs the lifter at most one rep.
+            self._warned = True
+            self._info_sent = True
+            return vl, VlDecision(
+                "warn",
+                max(vl, vl2),
+                f"rep {n}: velocity loss {max(vl, vl2):.0f} % reached the {thr:.0f} % threshold: one more rep at most",
+            )
+        if past and prev_past and self._warned and n >= MIN_WARN_REP:
+            self._stopped = True
+            return vl, VlDecision(
+                "stop",
+                vl2,
+                f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, past {thr:.0f} % again: end the set",
+            )
         if vl2 >= thr - INFO_MARGIN_PCT and not self._info_sent:
             self._info_sent = True
             return vl, VlDecision(
