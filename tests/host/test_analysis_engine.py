@@ -103,12 +103,13 @@ def test_velocity_loss_warns_at_the_first_rep_past_and_stops_on_two_reps_running
     t, acc, gyr, truth = fatiguing_set
     res = analyse(t, acc, gyr, goal="strength")  # 20 %
     vl = [a for a in res["alerts"] if a["kind"] == "velocity_loss"]
-    assert [a["level"] for a in vl] == ["warn", "stop"]
+    assert [a["level"] for a in vl] == ["info", "warn", "stop"]
     reps = res["sets"][0]["reps"]
     ends = [r["end_s"] for r in reps]
-    # Truth per rep: 0, 3, 9, 17, 21, 26, 29 % -> warn at rep 5 (its own loss); two-rep means
-    # 0.69, 0.66, 0.61, 0.565, 0.535, 0.51 -> 18, 22, 26 % at reps 5-7: past twice at rep 7.
-    assert [ends.index(a["t_s"]) for a in vl] == [4, 6]
+    # Truth per rep: 0, 3, 9, 17, 21, 26, 29 % -> info at rep 4 (within 5 points), warn at rep 5
+    # (its own loss); two-rep means 0.69, 0.66, 0.61, 0.565, 0.535, 0.51 -> 18, 22, 26 % at
+    # reps 5-7: past twice at rep 7, the stop.
+    assert [ends.index(a["t_s"]) for a in vl] == [3, 4, 6]
     assert reps[5]["velocity_loss_pct"] == pytest.approx(25.7, abs=4.0)
     assert res["sets"][0]["velocity_loss_pct"] == pytest.approx(28.6, abs=4.0)
 
@@ -153,7 +154,7 @@ def test_alerts_come_out_right_after_the_rep_not_a_rep_later(fatiguing_set) -> N
     assert len(rep_fed) == len(truth)
     delays = [fed - tr["end_s"] for fed, tr in zip(rep_fed, truth, strict=True)]
     assert all(-0.1 <= d <= 0.15 for d in delays[2:]), delays
-    assert len(alert_fed) == 2 and set(alert_fed) <= set(rep_fed[2:])
+    assert len(alert_fed) == 3 and set(alert_fed) <= set(rep_fed[2:])
 
 
 def test_same_result_whatever_the_block_size(fatiguing_set) -> None:

@@ -136,11 +136,13 @@ class VelocityLossPolicy:
                 vl2,
                 f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, past {thr:.0f} % again: end the set",
             )
-        if vl2 >= thr - INFO_MARGIN_PCT and not self._info_sent:
+        worst = max(vl, vl2)
+        if worst >= thr - INFO_MARGIN_PCT and not self._info_sent:
             self._info_sent = True
-            return vl, VlDecision(
-                "info",
-                vl2,
-                f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, {thr - vl2:.0f} points below the {thr:.0f} % threshold",
+            text = (
+                f"{thr - worst:.0f} points below the {thr:.0f} % threshold"
+                if worst < thr
+                else f"past {thr:.0f} %, but the set's first reps only settle its reference"
             )
+            return vl, VlDecision("info", worst, f"rep {n}: velocity loss {worst:.0f} %, {text}")
         return vl, None

@@ -48,6 +48,7 @@ PERIOD_MIN_S = 1.0
 PERIOD_MAX_S = 9.0
 PERIOD_PICK_SHARE = 0.8  # first autocorrelation peak within this share of the best
 MIN_PERIODICITY = 0.5
+GOOD_PERIODICITY = 0.8
 MIN_CYCLES_IN_WINDOW = 2.5  # a window must hold this many periods to show one
 CONFIRM_HOPS = 2  # consecutive periodic hops (with a similar period) that open a set
 PERIOD_AGREE = 0.25
@@ -162,6 +163,7 @@ class CycleTracker:
         self._grid_t0: float | None = None  # time of grid sample 0 of this stretch
         self._grid_k = 0  # next grid sample of this stretch
         self._since_hop = 0
+        self._hops = 0
         self.sets_opened = 0
         self._candidates: list[tuple[float, float]] = []
         self._last_rep_i = -(
@@ -265,8 +267,7 @@ class CycleTracker:
             n = int(w_s * GRID_HZ)
             if self._t.size < n or (max_n is not None and n > max_n):
                 break
-            z = self._x[-n:]
-            z = signal.detrend(z, axis=0)
+            z = _detrend(self._x[-n:])
             rms_a = float(np.sqrt((z[:, 0:3] ** 2).sum(axis=1).mean()))
             rms_g = float(np.sqrt((z[:, 3:6] ** 2).sum(axis=1).mean()))
             if rms_a < MOVE_MIN_ACCEL_MPS2 and rms_g < MOVE_MIN_ANGLE_RAD:
@@ -278,6 +279,8 @@ class CycleTracker:
                 continue
             if best is None or r > best[0]:
                 best = (r, period, w_s)
+            if r >= GOOD_PERIODICITY:
+                break  # clear enough: longer windows would only cost time
         return best
 
     def _walking(self, n: int, period_s: float) -> bool:
@@ -291,15 +294,19 @@ class CycleTracker:
         return float((a * b).sum()) / den >= WALK_STEP_SHARE
 
     def _hop(self) -> list[Cycle]:
-        # A new set's window never reaches back into the reps of the set before it.
-        fresh_n = self._i0 + self._t.size - 1 - self._last_rep_i
-        test = self._window_test(None if self._set is not None else fresh_n)
+        self._hops += 1
         if self._set is not None:
             self._set.update_swing()
-            if test is not None:
-                self._set.periodic_at = self._i0 + self._t.size - 1
-                self._set.observe_period(test[1])
+            # In a set the rhythm is only followed (its period), every other hop.
+            if self._hops % 2 == 0:
+                test = self._window_test()
+                if test is not None:
+                    self._set.periodic_at = self._i0 + self._t.size - 1
+                    self._set.observe_period(test[1])
             return self._set.check_end(self)
+        # A new set's window never reaches back into the reps of the set before it.
+        fresh_n = self._i0 + self._t.size - 1 - self._last_rep_i
+        test = self._window_test(fresh_n)
         if test is None:
             self._candidates = []
             return []
@@ -403,7 +410,7 @@ class _SetState:
     @classmethod
     def open(cls, tr: CycleTracker, n: int, period_s: float, index: int) -> _SetState:
         z = tr._x[-n:]
-        zd = signal.detrend(z, axis=0)
+        zd = _detrend(z)
         scales = _scales(zd)
         zn = zd / scales
         _, _, vt = np.linalg.svd(zn - zn.mean(axis=0), full_matrices=False)
@@ -595,7 +602,7 @@ class _SetState:
         x = tr._x[rows]
         if x.shape[0] < 4:
             return None
-        z = signal.detrend((x - self.mean) / self.scales, axis=0)
+        z = _detrend((x - self.mean) / self.scales)
         u = np.linspace(0.0, 1.0, x.shape[0])
         grid = np.linspace(0.0, 1.0, SHAPE_POINTS)
         sh = np.column_stack([np.interp(grid, u, z[:, k]) for k in range(z.shape[1])])
@@ -641,6 +648,15 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     a = a - a.mean(axis=0)
     b = b - b.mean(axis=0)
     return float((a * b).sum() / (np.sqrt((a * a).sum() * (b * b).sum()) + 1e-12))
+
+
+def _detrend(z: np.ndarray) -> np.ndarray:
+    """``z`` (N, k) minus its least-squares line, per column."""
+    n = z.shape[0]
+    u = np.arange(n) - 0.5 * (n - 1)
+    zc = z - z.mean(axis=0)
+    slope = (u @ zc) / float(u @ u) if n > 1 else np.zeros(z.shape[1])
+    return zc - u[:, None] * slope[None, :]
 
 
 def _minus_running_mean(p: np.ndarray, period_s: float) -> np.ndarray:
