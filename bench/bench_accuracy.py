@@ -1,6 +1,7 @@
 """Accuracy of the analysis engine on generated scenarios and on the real recordings.
 
-Prints rep precision/recall/F1 (overall and for non-rotating lifts), the exact-count rate per
+First the shared real gym sets (bench/real_sets.py: tremorlift beside two plain peak counters,
+per exercise family), then the generated scenarios. Prints rep precision/recall/F1 (overall and for non-rotating lifts), the exact-count rate per
 set, mean concentric velocity MAE, velocity-loss alert timing, tremor sensitivity/specificity per
 second, median frequency error and cause accuracy; then runs the open ``paradigma`` tremor
 pipeline on the same recordings (in its own virtual environment) and prints both side by side.
@@ -26,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tremorlift.analysis import Engine, analyze_recordings, run_engine  # noqa: E402
 from tremorlift.analysis.alerts import threshold_pct  # noqa: E402
@@ -253,8 +255,29 @@ def load_pd_phone(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return tu, acc_u
 
 
+def real_gym_sets() -> list[str]:
+    """The shared real gym sets beside the two plain peak counters (bench/real_sets.py)."""
+    from real_sets import GYM_DIR, format_table, load_gym_sets, score_all
+
+    if not GYM_DIR.is_dir():
+        return [f"Real gym sets: {GYM_DIR} is missing"]
+    sets = load_gym_sets()
+    t0 = time.perf_counter()
+    scores, _ = score_all(sets)
+    spent = time.perf_counter() - t0
+    return [
+        f"Real gym sets: {len(sets)} sets, Apple Watch on the left wrist, 100 Hz (gym_wrist_applewatch, "
+        f"CC BY-SA 4.0); counts against the lifter's own; {spent:.0f} s",
+        "  found = a set overlaps the labelled one; exact/±1/MAE/prec/recall on the rep count;",
+        "  early stop = velocity-loss stop while half the set's reps were still to come; warn≤3 = a",
+        "  warn at rep 3 or earlier; tremor = share of set time inside tremor episodes; holds and",
+        "  rest = hold sets and rest-tremor notices (there are none in these recordings)",
+        *format_table(scores),
+    ]
+
+
 def real_recordings(use_paradigma: bool) -> list[str]:
-    lines = []
+    lines = real_gym_sets()
     pd_dir = DATASETS / "pd_tremor_phone" / "2458"
     if pd_dir.is_dir():
         lines.append(
@@ -412,7 +435,7 @@ def main() -> int:
     elif not args.no_paradigma:
         out.append("paradigma: not installed (make bench-accuracy creates .venv-paradigma)")
     if not args.no_real:
-        out += real_recordings(use_par)
+        out = real_recordings(use_par) + out
     print("\n".join(out))
     return 0
 

@@ -83,7 +83,7 @@ def test_path_command(cfg_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
         ["config", "set", "vl_threshold_pct", "100"],
         ["config", "set", "vl_threshold_pct", "nan"],
         ["config", "set", "vl_threshold_pct", "lots"],
-        ["config", "set", "placement", "wrist"],
+        ["config", "set", "placement", "ankle"],
         ["config", "set", "feedback.sound", "loud"],
         ["config", "set", "feedback.smell", "on"],
         ["config", "set", "--exercise", "bad name!", "goal", "power"],
