@@ -8,7 +8,7 @@ The tracker follows that pattern, independent of how the sensor is worn:
 1. The accelerometer (gravity included, so a tilt shows as a change of its projection) and the
    gyroscope integrated to angles are low-passed at 2.5 Hz and resampled on a 25 Hz grid; gaps in
    the data longer than ``MAX_GAP_S`` end what was being followed.
-2. Every 0.5 s the last 8, 14 and 20 s are tested for periodicity: the six channels, each sensor's
+2. Every second (every 2 s within a set) the last 8, 14 and 20 s are tested for periodicity: the six channels, each sensor's
    three scaled by their joint RMS, are projected on their principal axis and correlated with
    themselves over lags of 1-9 s (unbiased, normalised by the window's energy, so a window
    that is only partly periodic scores lower).
@@ -39,6 +39,7 @@ from scipy import signal
 from tremorlift.analysis.dsp import StreamingSos
 
 GRID_HZ = 25.0
+PRE_RATE_HZ = 50.0
 LOWPASS_HZ = 2.5
 LOWPASS_ORDER = 4  # tremor (4-12 Hz) must not reach the rep signal
 MAX_GAP_S = 1.0
@@ -144,13 +145,19 @@ class CycleTracker:
 
     def __init__(self, sample_rate_hz: float) -> None:
         self.fs = float(sample_rate_hz)
-        cutoff = min(LOWPASS_HZ, 0.4 * self.fs)
-        sos = signal.butter(LOWPASS_ORDER, cutoff, btype="lowpass", fs=self.fs, output="sos")
+        # Means of k samples first (about PRE_RATE_HZ; their first null lies at that rate, far
+        # above the band kept), so the low-pass runs on few samples.
+        self._k = max(1, int(round(self.fs / PRE_RATE_HZ)))
+        pre_fs = self.fs / self._k
+        cutoff = min(LOWPASS_HZ, 0.4 * pre_fs)
+        sos = signal.butter(LOWPASS_ORDER, cutoff, btype="lowpass", fs=pre_fs, output="sos")
         self._lp = StreamingSos(sos, 6)
+        self._carry_t = np.zeros(0)
+        self._carry_x = np.zeros((0, 7))
         # The low-pass delays the grid signal; extremes are mapped back by its group delay.
         b, a = signal.sos2tf(sos)
-        _, gd = signal.group_delay((b, a), w=[0.5], fs=self.fs)
-        self._delay_s = float(gd[0]) / self.fs
+        _, gd = signal.group_delay((b, a), w=[0.5], fs=pre_fs)
+        self._delay_s = float(gd[0]) / pre_fs
         self._buf_n = int(BUFFER_S * GRID_HZ)
         self._t = np.zeros(0)
         self._x = np.zeros((0, 6))  # accel (m/s^2), angle (rad)
@@ -166,9 +173,7 @@ class CycleTracker:
         self._hops = 0
         self.sets_opened = 0
         self._candidates: list[tuple[float, float]] = []
-        self._last_rep_i = -(
-            10**9
-        )  # grid index where the last set's last rep ended  # (period, window) of periodic hops
+        self._last_rep_i = -(10**9)  # grid index where the last set's last rep ended
         self._set: _SetState | None = None
 
     # ------------------------------------------------------------------ streaming
@@ -177,8 +182,18 @@ class CycleTracker:
     ) -> list[Cycle]:
         if t_s.size == 0:
             return []
-        # The still flag is resampled as it is (a filtered flag would lag the end of a rep).
-        y = np.column_stack((self._lp(np.column_stack((accel_mps2, gyro_radps))), still))
+        t_all = np.concatenate((self._carry_t, t_s))
+        x_all = np.vstack((self._carry_x, np.column_stack((accel_mps2, gyro_radps, still))))
+        k = self._k
+        n = (t_all.size // k) * k
+        self._carry_t, self._carry_x = t_all[n:], x_all[n:]
+        if n == 0:
+            return []
+        t_s = t_all[:n].reshape(-1, k).mean(axis=1)
+        x = x_all[:n].reshape(-1, k, 7)
+        # The still flag is taken as it is (a filtered flag would lag the end of a rep): a mean of
+        # samples is still when all of them are.
+        y = np.column_stack((self._lp(x[:, :, 0:6].mean(axis=1)), x[:, :, 6].min(axis=1)))
         out: list[Cycle] = []
         # Split at gaps: a gap ends the set being followed (its reps cannot be seen whole).
         t_all = t_s if self._prev_t is None else np.concatenate(([self._prev_t], t_s))
@@ -297,13 +312,15 @@ class CycleTracker:
         self._hops += 1
         if self._set is not None:
             self._set.update_swing()
-            # In a set the rhythm is only followed (its period), every other hop.
-            if self._hops % 2 == 0:
+            # In a set the rhythm is only followed (its period), every fourth hop.
+            if self._hops % 4 == 0:
                 test = self._window_test()
                 if test is not None:
                     self._set.periodic_at = self._i0 + self._t.size - 1
                     self._set.observe_period(test[1])
             return self._set.check_end(self)
+        if self._hops % 2:
+            return []  # out of a set, a test every other hop (1 s)
         # A new set's window never reaches back into the reps of the set before it.
         fresh_n = self._i0 + self._t.size - 1 - self._last_rep_i
         test = self._window_test(fresh_n)
