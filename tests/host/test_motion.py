@@ -163,10 +163,16 @@ def _rotation_angle(gyro: np.ndarray) -> float:
 
 
 def test_curl_turns_the_forearm_about_two_radians(cache: dict) -> None:
+    """A curl rep turns the forearm by the lifter's elbow excursion (1.90-2.20 rad) plus 0.3 rad
+    supination, both times the rep's depth (0.92-1.06): 1.76-2.34 rad net (docs/motion-model.md).
+    Gyro bias and the strap's rocking add a few hundredths either way."""
     rec = gen(cache, "curl-3x10").devices[0]
+    turns = []
     for r in reps_of(rec.truth):
         a, b = idx(r["concentric_start_s"]), idx(r["concentric_end_s"])
-        assert 1.8 < _rotation_angle(rec.gyro_radps[a : b + 1]) < 2.5  # elbow 1.9-2.2 + supination
+        turns.append(_rotation_angle(rec.gyro_radps[a : b + 1]))
+    assert all(1.72 < x < 2.4 for x in turns), turns
+    assert 1.85 < float(np.median(turns)) < 2.3  # a typical rep: about two radians
 
 
 @pytest.mark.parametrize("name", ["bench-to-failure", "squat-forearm", "overhead-press"])
@@ -224,10 +230,17 @@ def _band(freq_hz: float) -> tuple[float, float]:
 
 
 def test_tremor_spans_have_the_stated_frequency(cache: dict) -> None:
+    """A span's truth frequency is the frequency of the tremor rendered into the signal.
+
+    Measured on the error-free sensor signal (motion, gravity and tremor) without the grip/strap
+    floor: the floor is a separate component that is not tremor, and in hand-held sets its 10-13
+    Hz resonance is often the recording's largest 7-13 Hz peak (docs/motion-model.md). The
+    sensor chain (linear filters, white noise) cannot move a spectral peak."""
     errors, causes = [], set()
     for name in ("rest-tremor", "wall-sit", "single-leg-balance", "bench-to-failure", "demo"):
         for seed in (1, 2):
             rec = gen(cache, name, seed, short=False, imu="mpu6050").devices[0]
+            sig = kin(rec).accel_true_mps2 - kin(rec).floor_accel_mps2
             for sp in rec.truth["tremor_spans"]:
                 if sp["end_s"] - sp["start_s"] < 4.0:
                     continue
@@ -236,9 +249,7 @@ def test_tremor_spans_have_the_stated_frequency(cache: dict) -> None:
                 a, b = idx(sp["start_s"]), idx(sp["end_s"])
                 pad = idx(2.0)  # filter a little more than the span, then cut the span out
                 lo_i = max(0, a - pad)
-                x = signal.sosfiltfilt(sos, rec.accel_mps2[lo_i : b + pad], axis=0)[
-                    a - lo_i : b - lo_i
-                ]
+                x = signal.sosfiltfilt(sos, sig[lo_i : b + pad], axis=0)[a - lo_i : b - lo_i]
                 f, p = signal.periodogram(
                     x - x.mean(0), fs=RATE_HZ, nfft=int(RATE_HZ / 0.02), axis=0, window="hann"
                 )
@@ -313,8 +324,27 @@ def test_output_is_quantised_and_saturates(cache: dict, imu: str) -> None:
     assert np.allclose(counts, np.rint(counts), atol=1e-6)
     assert np.allclose(rec.gyro_radps / lsb_g, np.rint(rec.gyro_radps / lsb_g), atol=1e-6)
     assert np.max(np.abs(rec.accel_mps2)) <= 8.0 * GRAVITY_MPS2
-    # Racking impacts are several g on top of the motion.
-    assert np.max(np.linalg.norm(rec.accel_mps2, axis=1)) > 2.0 * GRAVITY_MPS2
+    # Racking impacts are several g on top of the motion: a 40-90 Hz ringing, which at a 200 Hz
+    # ODR the ICM-42688-P's low-pass (ODR/4 = 50 Hz) mostly removes; at 1 kHz both chips pass it
+    # (250/260 Hz).
+    fast = {
+        range_g: generate(
+            "squat-5x5",
+            3,
+            sample_rate_hz=1000.0,
+            imu=imu,
+            short=True,
+            accel_range_g=range_g,
+            keep_kinematics=False,
+        )
+        .devices[0]
+        .accel_mps2
+        for range_g in (8.0, 2.0)
+    }
+    assert np.max(np.linalg.norm(fast[8.0], axis=1)) > 2.0 * GRAVITY_MPS2
+    # A +-2 g range clips them at full scale (int16: -32768..32767 counts).
+    lsb_2g = 2.0 * GRAVITY_MPS2 / 32768
+    assert 32767 * lsb_2g - 1e-9 <= np.max(np.abs(fast[2.0])) <= 32768 * lsb_2g + 1e-9
 
 
 def test_noise_level_follows_the_datasheet_density(cache: dict) -> None:
