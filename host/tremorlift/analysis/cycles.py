@@ -493,10 +493,6 @@ class _SetState:
         while keep > 0:
             if not REP_MIN_SWING_SHARE * typical <= sw[keep - 1] <= REP_MAX_SWING_SHARE * typical:
                 break
-            if keep + 1 < len(ext):
-                gap_s = (ext[keep + 1].i - ext[keep - 1].i) / GRID_HZ
-                if not 0.5 * self.period_s <= gap_s <= 2.0 * self.period_s:
-                    break
             keep -= 1
         return ext[keep:]
 
@@ -543,12 +539,18 @@ class _SetState:
                 if self.first_rest is None:
                     self.first_rest = e
                 if self.turn is not None and self.rest_prev is not None:
+                    if e.i - self.rest_prev.i < REP_DURATION_PERIODS[0] * self.period_s * GRID_HZ:
+                        continue  # a wobble within one rep (a double hump), not its end
                     c = self._cycle(tr, self.rest_prev, self.turn, e, now_i, False)
                     if c is not None:
                         out.append(c)
                 self.rest_prev, self.turn = e, None
             elif self.rest_prev is not None:
-                self.turn = e
+                # Of the excursions since the last rest, the rep turns at the largest.
+                if self.turn is None or abs(e.value - self.rest_prev.value) > abs(
+                    self.turn.value - self.rest_prev.value
+                ):
+                    self.turn = e
         return out
 
     def _early_end(self, tr: CycleTracker, now_i: int) -> list[Cycle]:

@@ -370,7 +370,8 @@ class Engine:
         run[~calm] = 0
         self._quiet_run = int(run[-1])
         fast_quiet = run >= self._quiet_hold_n
-        self._ring_push(t, a_vert, gyr_c, fast_quiet)
+        a_lin = np.linalg.norm(acc - up * g0[:, None], axis=1)
+        self._ring_push(t, a_vert, gyr_c, fast_quiet, a_lin)
         # Reps are handled in time order (when they were known), so results do not depend on
         # how the stream was cut into blocks.
         self._pending += self._cycles.update(t, acc, gyr_c, fast_quiet)
@@ -472,9 +473,16 @@ class Engine:
         self._quiet_cnt = 0
 
     def _ring_push(
-        self, t: np.ndarray, a_vert: np.ndarray, gyro: np.ndarray, still: np.ndarray
+        self,
+        t: np.ndarray,
+        a_vert: np.ndarray,
+        gyro: np.ndarray,
+        still: np.ndarray,
+        a_lin: np.ndarray,
     ) -> None:
-        self._ring.append(np.column_stack((t, a_vert, gyro, still)))
+        """Full-rate columns kept for measuring reps: t, vertical acceleration, gyro (3),
+        still flag, |linear acceleration|."""
+        self._ring.append(np.column_stack((t, a_vert, gyro, still, a_lin)))
         self._ring_n += t.size
         keep_n = int(REP_RING_S * self.fs)
         while self._ring and self._ring_n - self._ring[0].shape[0] >= keep_n:
@@ -519,7 +527,9 @@ class Engine:
                 start = self._bound(ring, start, c.period_s, wait_s)
             i0, i1 = np.searchsorted(t, [start, end])
             seg = ring[i0 : i1 + 1]
-            rep = measure_rep(seg[:, 0], seg[:, 1], seg[:, 2:5], self._concentric_sign)
+            rep = measure_rep(
+                seg[:, 0], seg[:, 1], seg[:, 2:5], self._concentric_sign, a_lin_mps2=seg[:, 6]
+            )
             self._last_bound = (c.set_index, end)
             if rep is not None:
                 out.append((known, rep, c.set_index))

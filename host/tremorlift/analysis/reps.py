@@ -6,13 +6,15 @@ turn-arounds of a rotating limb (zero-velocity update). A constant accelerometer
 leak therefore cancels per rep. The concentric phase is the run of velocity in the lifting
 direction around its peak (up, unless the exercise lifts the load by pulling the limb down).
 
-Each rep carries a quality figure in [0, 1], the lowest of three:
+Each rep carries a quality figure in [0, 1], the lowest of four:
 - drift: the velocity the raw integral still had at the rep's end (offsets, tilt leaks, a bound
   cut mid-motion), against the rep's peak speed;
 - ends: how still a turning limb was at the rep's bounds (its angular rate there against its
   peak; a bound found mid-motion shows up here);
 - travel: vertical range against ``QUALITY_ROM_M`` (a hand fixed to a handle barely moves
-  vertically, so its speed says little about the load's).
+  vertically, so its speed says little about the load's);
+- verticality: the vertical share of the linear acceleration's RMS, 0 at 0.3 or less, 1 at 0.7 or
+  more (rows and flies move mostly sideways).
 Velocity-loss alerts use only reps of quality ``MIN_QUALITY`` or better.
 """
 
@@ -105,11 +107,13 @@ def measure_rep(
     a_vert_mps2: np.ndarray,
     gyro_radps: np.ndarray,
     sign: float = 1.0,
+    a_lin_mps2: np.ndarray | None = None,
 ) -> Rep | None:
     """Kinematics of one rep from the samples between its bounds (rest, turn, rest).
 
     ``a_vert_mps2``: vertical linear acceleration (up +); ``gyro_radps`` (N, 3) offset-corrected.
-    ``sign``: -1 when the concentric phase lowers the sensor. None only for a bound pair too
+    ``sign``: -1 when the concentric phase lowers the sensor. ``a_lin_mps2``: the magnitude of
+    the whole linear acceleration, for how vertical the movement was. None only for a bound pair too
     short to integrate; a rep with no measurable lift gets speed 0 and quality 0.
     """
     n = t_s.size
@@ -124,6 +128,11 @@ def measure_rep(
     r0, r1 = (int(moving[0]), int(moving[-1])) if moving.size else (0, n - 1)
     start, end = float(t_s[r0]), float(t_s[r1])
     quality = _quality(v_raw, speed_peak, gyro_radps, float(np.ptp(z)))
+    if a_lin_mps2 is not None and a_lin_mps2.size == n:
+        # Vertical share of the movement: a row or a fly moves mostly sideways, and its vertical
+        # speed says little about the load.
+        share = float(np.sqrt(np.mean(a_vert_mps2**2) / max(float(np.mean(a_lin_mps2**2)), 1e-9)))
+        quality = round(min(quality, max(0.0, min(1.0, (share - 0.3) / 0.4))), 2)
     phase = _concentric(t_s, v, z)
     if phase is None:
         return Rep(
