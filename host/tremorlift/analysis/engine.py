@@ -50,7 +50,8 @@ REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found u
 SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
 SETTLE_MIN_S = 0.2
 SETTLE_MAX_S = 1.0
-TURNING_RATE_RADPS = 0.5  # a limb whose angular rate peaks above this turns with the rep
+TURNING_RATE_RADPS = 0.5
+TURN_CLEARANCE_PERIODS = 0.2  # a rep's bound lies at least this far from its turn  # a limb whose angular rate peaks above this turns with the rep
 GRAVITY_QUIET_S = 0.2
 OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
 OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
@@ -118,24 +119,47 @@ BASELINE_FLOOR_MPS2 = 0.02
 MAX_WINDOWS_KEPT = 4000  # per set or hold: ~33 min of windows, then the oldest are dropped
 
 
-def _turnaround(ring: np.ndarray, b_s: float, period_s: float, reach_s: float) -> float | None:
-    """Where the limb reverses within ``reach_s`` of ``b_s``: a zero of the angular rate about
-    its main axis when it turns, else a zero of its vertical velocity (integrated over a period
-    each side and detrended, so offsets and drift cancel). None if there is none."""
+def _turnaround(
+    ring: np.ndarray,
+    b_s: float,
+    turn_s: float,
+    period_s: float,
+    reach_s: float,
+    from_s: float | None = None,
+) -> float | None:
+    """Where the limb reverses at its rest side near ``b_s``: a zero of the angular rate about
+    its main axis when it turns, else a zero of its vertical velocity. Given ``from_s`` (a rep's
+    start, where the velocity is zero), the velocity is integrated from there and the first
+    reversal after the turn is taken; without it, the velocity is integrated from half a period
+    before and detrended, and the reversal nearest ``b_s`` is taken. Only reversals of the right
+    direction count: if the limb is lower (or turned less) at the turn than at the start, it
+    rests high and the bound is where it starts back down. None if there is none."""
     t = ring[:, 0]
-    k0, k1 = np.searchsorted(t, [b_s - period_s, b_s + reach_s])
+    lo = from_s if from_s is not None else min(b_s, turn_s) - 0.5 * period_s
+    k0, k1 = np.searchsorted(t, [lo, max(b_s, turn_s) + reach_s])
     seg = ring[k0:k1]
     if seg.shape[0] < 8:
         return None
+    dt = float(np.median(np.diff(seg[:, 0])))
     gyro = seg[:, 2:5]
     if float(np.linalg.norm(gyro, axis=1).max()) >= TURNING_RATE_RADPS:
         _, _, vt = np.linalg.svd(gyro - gyro.mean(axis=0), full_matrices=False)
         x = gyro @ vt[0]
     else:
-        dt = float(np.median(np.diff(seg[:, 0])))
-        x = signal.detrend(np.cumsum(seg[:, 1]) * dt)
-    cross = np.flatnonzero(np.signbit(x[1:]) != np.signbit(x[:-1]))
+        x = np.cumsum(seg[:, 1]) * dt
+        if from_s is None:
+            x = signal.detrend(x)
+    pos = np.cumsum(x) * dt
+    i_ref = 0 if from_s is not None else int(np.searchsorted(seg[:, 0], b_s))
+    i_turn = int(np.searchsorted(seg[:, 0], turn_s))
+    i_ref, i_turn = min(i_ref, seg.shape[0] - 1), min(i_turn, seg.shape[0] - 1)
+    rising = pos[i_turn] > pos[i_ref]  # at rest the limb is at a minimum: x goes - to +
+    neg = np.signbit(x)
+    cross = np.flatnonzero(neg[:-1] & ~neg[1:]) if rising else np.flatnonzero(~neg[:-1] & neg[1:])
     ts = seg[cross, 0]
+    if from_s is not None:
+        after = ts[(ts > turn_s + TURN_CLEARANCE_PERIODS * period_s) & (ts <= b_s + reach_s)]
+        return float(after[0]) if after.size else None
     near = np.flatnonzero(np.abs(ts - b_s) <= reach_s)
     if near.size == 0:
         return None
@@ -515,16 +539,16 @@ class Engine:
                 if not still[k0 : k1 + 1].any():
                     break  # the limb may still stop, or turn, within the wait
             self._pending.pop(0)
-            end, known = c.end_s, c.found_s
-            if not c.by_stillness:
-                end = self._bound(ring, c.end_s, c.period_s, wait_s)
-                known = max(known, min(end, c.end_s + wait_s))
             start = c.start_s
             last = self._last_bound
             if last is not None and last[0] == c.set_index and abs(last[1] - start) < c.period_s:
                 start = last[1]
             else:
-                start = self._bound(ring, start, c.period_s, wait_s)
+                start = self._bound(ring, start, c.turn_s, c.period_s, wait_s)
+            end, known = c.end_s, c.found_s
+            if not c.by_stillness:
+                end = self._bound(ring, c.end_s, c.turn_s, c.period_s, wait_s, from_s=start)
+                known = max(known, min(end, c.end_s + wait_s))
             i0, i1 = np.searchsorted(t, [start, end])
             seg = ring[i0 : i1 + 1]
             rep = measure_rep(
@@ -535,16 +559,35 @@ class Engine:
                 out.append((known, rep, c.set_index))
         return out
 
-    def _bound(self, ring: np.ndarray, b_s: float, period_s: float, wait_s: float) -> float:
+    def _bound(
+        self,
+        ring: np.ndarray,
+        b_s: float,
+        turn_s: float,
+        period_s: float,
+        wait_s: float,
+        from_s: float | None = None,
+    ) -> float:
         """A zero-velocity instant for a rep bound found near ``b_s``: the still sample nearest
-        it within ``wait_s`` (a pause at rest), or else the turn-around nearest it."""
+        it within ``wait_s`` (a pause at rest), or else the limb's turn-around (``_turnaround``;
+        for an end, the first after the turn, integrating from the rep's start ``from_s``).
+        Only samples on the bound's side of the rep's turn, a fifth of a period away from it,
+        count (a pause at the turn, the chest in a bench press, is not the rest)."""
         t, still = ring[:, 0], ring[:, 5] > 0.5
-        k0, k1 = np.searchsorted(t, [b_s - wait_s, b_s + wait_s])
+        lo, hi = b_s - wait_s, b_s + wait_s
+        clear = TURN_CLEARANCE_PERIODS * period_s
+        if b_s >= turn_s:
+            lo = max(lo, turn_s + clear)
+        else:
+            hi = min(hi, turn_s - clear)
+        k0, k1 = np.searchsorted(t, [lo, hi])
         quiet = np.flatnonzero(still[k0:k1])
         if quiet.size:
             return float(t[k0 + quiet[int(np.argmin(np.abs(t[k0 + quiet] - b_s)))]])
-        turn = _turnaround(ring, b_s, period_s, wait_s)
-        return b_s if turn is None else turn
+        turn = _turnaround(ring, b_s, turn_s, period_s, wait_s, from_s)
+        if turn is None or (turn - turn_s) * (b_s - turn_s) <= 0:
+            return b_s  # none, or one on the far side of the turn: that is the turn itself
+        return turn
 
     def _advance(self, t_now: float, events: list[Event]) -> None:
         """No rep for SET_GAP_S ends a set."""
