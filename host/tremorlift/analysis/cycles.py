@@ -589,7 +589,7 @@ class _SetState:
             # rep, whose rest extreme lies in the idle before the set.
             if dur_periods < REP_DURATION_PERIODS[0] or rest0 is not self.first_rest:
                 return None
-        shape = self._shape(tr, rest0.i, rest1.i)
+        shape = self._shape(tr, rest0.i, turn.i, rest1.i)
         if shape is not None and len(self.shapes) >= SHAPES_TO_JUDGE:
             ref = np.median(np.stack(self.shapes), axis=0)
             if _correlation(shape, ref) < SHAPE_MIN_CORRELATION:
@@ -616,15 +616,22 @@ class _SetState:
             found_s=tr.raw_time(now_i),
         )
 
-    def _shape(self, tr: CycleTracker, i0: int, i1: int) -> np.ndarray | None:
+    def _shape(self, tr: CycleTracker, i0: int, i_turn: int, i1: int) -> np.ndarray | None:
+        """The rep's six-channel path, each half (rest to turn, turn to rest) resampled on its
+        own: a grinding concentric near failure stretches one half, not the shape."""
         rows = slice(max(0, i0 - tr._i0), max(0, i1 - tr._i0) + 1)
         x = tr._x[rows]
-        if x.shape[0] < 4:
+        k_turn = min(max(i_turn - max(i0, tr._i0), 1), x.shape[0] - 2)
+        if x.shape[0] < 5:
             return None
         z = _detrend((x - self.mean) / self.scales)
-        u = np.linspace(0.0, 1.0, x.shape[0])
-        grid = np.linspace(0.0, 1.0, SHAPE_POINTS)
-        sh = np.column_stack([np.interp(grid, u, z[:, k]) for k in range(z.shape[1])])
+        half = SHAPE_POINTS // 2
+        parts = []
+        for seg in (z[: k_turn + 1], z[k_turn:]):
+            u = np.linspace(0.0, 1.0, seg.shape[0])
+            grid = np.linspace(0.0, 1.0, half)
+            parts.append(np.column_stack([np.interp(grid, u, seg[:, k]) for k in range(6)]))
+        sh = np.vstack(parts)
         sh -= sh.mean(axis=0)
         return sh / (float(np.sqrt((sh * sh).sum())) + 1e-12)
 

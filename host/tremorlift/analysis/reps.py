@@ -127,7 +127,7 @@ def measure_rep(
     moving = np.flatnonzero(np.abs(v) > EDGE_FRACTION * max(speed_peak, 1e-9))
     r0, r1 = (int(moving[0]), int(moving[-1])) if moving.size else (0, n - 1)
     start, end = float(t_s[r0]), float(t_s[r1])
-    quality = _quality(v_raw, speed_peak, gyro_radps, float(np.ptp(z)))
+    quality = _quality(v_raw, speed_peak, gyro_radps, float(np.ptp(z)), dt)
     if a_lin_mps2 is not None and a_lin_mps2.size == n:
         # Vertical share of the movement: a row or a fly moves mostly sideways, and its vertical
         # speed says little about the load.
@@ -190,10 +190,16 @@ def _concentric(
     return float(t[c0]) - pad, float(t[c1]) + pad, mean_v, peak, float(z[i_top] - z[i_bot])
 
 
-def _quality(v_raw: np.ndarray, speed_peak: float, gyro: np.ndarray, rom_m: float) -> float:
+def _quality(
+    v_raw: np.ndarray, speed_peak: float, gyro: np.ndarray, rom_m: float, dt_s: float
+) -> float:
     drift = abs(float(v_raw[-1])) / max(2.0 * speed_peak, 0.05)
     q_drift = 1.0 - min(1.0, drift)
-    rate = np.linalg.norm(gyro, axis=1)
+    # The limb's own turning: a 0.1 s mean first (strap wobble and tremor at 8-13 Hz rock the
+    # sensor at rates as large as a slow rep's).
+    k_mean = max(1, min(int(round(0.1 / max(dt_s, 1e-6))), gyro.shape[0]))
+    smooth = np.cumsum(np.vstack((np.zeros((1, 3)), gyro)), axis=0)
+    rate = np.linalg.norm((smooth[k_mean:] - smooth[:-k_mean]) / k_mean, axis=1)
     peak_rate = float(rate.max())
     q_ends = 1.0
     if peak_rate >= QUALITY_TURNING_RADPS:
