@@ -107,7 +107,8 @@ AMBIENT_MIN_WINDOWS = 6
 # VIGOROUS_WINDOWS windows in a row moving this much.
 VIGOROUS_DISP_M = 0.05
 VIGOROUS_WINDOWS = 12
-REST_MIN_S = 5.0  # a rest-tremor episode persists at least this long
+REST_MIN_S = 5.0  # rest-tremor episodes add up to this long within REST_WINDOW_S (it persists)
+REST_WINDOW_S = 30.0
 HOLD_DROP_BEFORE_REP_S = 10.0  # a "hold" this close before a set's first rep was its set-up
 
 # Tremor alerts within a dynamic set (vs the set's first reps) and recovery after a set.
@@ -304,6 +305,7 @@ class Engine:
         self._hold_quiet_since: float | None = None
         self._last_exertion_end_s = -np.inf
         self._rest_flagged = False
+        self._rest_like: list[tuple[float, float]] = []  # (end, duration) of 3-7 Hz rest episodes
         self._recovery_watch: dict[str, Any] | None = None
         self._recent_static_amp: list[float] = []
         self._recent_amp: list[tuple[float, float, bool]] = []  # (window end, amp, static)
@@ -961,10 +963,15 @@ class Engine:
         if (
             e.static_all
             and 3.0 <= peak <= 7.0
-            and duration_s >= REST_MIN_S
             and start - self._last_exertion_end_s > REST_AFTER_EXERTION_S
         ):
-            return "rest"
+            # Rest tremor comes and goes: it persists when such episodes add up to REST_MIN_S
+            # within the last REST_WINDOW_S.
+            end = e.last_center_s + HOP_S / 2
+            self._rest_like = [(t, d) for t, d in self._rest_like if t >= end - REST_WINDOW_S]
+            self._rest_like.append((end, duration_s))
+            if sum(d for _, d in self._rest_like) >= REST_MIN_S:
+                return "rest"
         return "other"
 
     # ------------------------------------------------------------------ holds
