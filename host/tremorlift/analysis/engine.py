@@ -109,7 +109,7 @@ VIGOROUS_DISP_M = 0.05
 VIGOROUS_WINDOWS = 12
 REST_MIN_S = 5.0  # rest-tremor episodes add up to this long within REST_WINDOW_S (it persists)
 REST_WINDOW_S = 30.0
-HOLD_DROP_BEFORE_REP_S = 10.0  # a "hold" this close before a set's first rep was its set-up
+HOLD_DROP_BEFORE_REP_S = 15.0  # a "hold" this close before a set's first rep was its set-up
 
 # Tremor alerts within a dynamic set (vs the set's first reps) and recovery after a set.
 TREMOR_INDEX_FACTOR = 2.0
