@@ -63,7 +63,7 @@ SHAPES_KEPT = 5
 SHAPES_TO_JUDGE = 3  # reps of the set's own rhythm collected before shapes are judged
 SHAPE_PERIODS = (0.7, 1.4)  # reps that serve as the set's shape last this many periods
 # Below these (RMS over the window) the sensor only shows noise, strap wobble or tremor.
-MOVE_MIN_ACCEL_MPS2 = 0.15
+MOVE_MIN_ACCEL_MPS2 = 0.35
 MOVE_MIN_ANGLE_RAD = 0.05
 SWING_SHARE = 0.45  # a turn of this share of the set's swing confirms an extreme
 SWING_HALF_LIFE_S = 20.0
@@ -171,6 +171,7 @@ class CycleTracker:
         self._grid_k = 0  # next grid sample of this stretch
         self._since_hop = 0
         self._hops = 0
+        self._walk_seen_i = -(10**9)  # grid index of the last window that showed walking
         self.sets_opened = 0
         self._candidates: list[tuple[float, float]] = []
         self._last_rep_i = -(10**9)  # grid index where the last set's last rep ended
@@ -291,6 +292,7 @@ class CycleTracker:
             if period <= 0.0 or r < MIN_PERIODICITY:
                 continue
             if period <= WALK_MAX_PERIOD_S and self._walking(n, period):
+                self._walk_seen_i = self._i0 + self._t.size - 1
                 continue
             if best is None or r > best[0]:
                 best = (r, period, w_s)
@@ -650,6 +652,8 @@ class _SetState:
 
     def check_end(self, tr: CycleTracker) -> list[Cycle]:
         now = tr._i0 + tr._t.size - 1
+        if tr._walk_seen_i > self.last_rep_i:
+            return tr._close_set(final=False)  # the lifter walked off: the set is over
         quiet_s = (now - max(self.last_rep_i, self.opened_i)) / GRID_HZ
         if quiet_s >= max(SET_END_MIN_S, SET_END_PERIODS * self.period_s):
             return tr._close_set(final=True)
