@@ -555,16 +555,25 @@ class _SetState:
                     self.turn = e
         return out
 
-    def _early_end(self, tr: CycleTracker, now_i: int) -> list[Cycle]:
-        """A rep whose limb is back most of the way to rest and still has ended: report it now
-        (its rest-side extreme is only confirmed when the next rep starts)."""
+    def _returned(self) -> tuple[_Extreme, _Extreme, float] | None:
+        """(rest, turn, value now) when the last excursion has come back most of the way to
+        rest (RETURN_SHARE), else None."""
         turn, rest = self.turn, self.rest_prev
         if turn is None or rest is None or self.zig.mode != self.rest_sign:
-            return []
+            return None
         i, v = self.zig.candidate
         excursion = abs(turn.value - rest.value)
         if i <= turn.i or excursion <= 0 or abs(turn.value - v) < RETURN_SHARE * excursion:
+            return None
+        return rest, turn, v
+
+    def _early_end(self, tr: CycleTracker, now_i: int) -> list[Cycle]:
+        """A rep whose limb is back most of the way to rest and still has ended: report it now
+        (its rest-side extreme is only confirmed when the next rep starts)."""
+        back = self._returned()
+        if back is None:
             return []
+        rest, turn, v = back
         c = self._cycle(tr, rest, turn, _Extreme(now_i, v, self.rest_sign), now_i, True)
         self.turn = None  # reported; the confirmed rest extreme will only move rest_prev
         return [] if c is None else [c]
@@ -661,14 +670,12 @@ class _SetState:
 
     def close(self, tr: CycleTracker) -> list[Cycle]:
         """At the set's end: a last excursion that came back most of the way is a rep."""
-        turn, rest = self.turn, self.rest_prev
-        if turn is None or rest is None or self.zig.mode != self.rest_sign:
+        back = self._returned()
+        if back is None:
             return []
-        i, v = self.zig.candidate
-        excursion = abs(turn.value - rest.value)
-        if i <= turn.i or excursion <= 0 or abs(turn.value - v) < RETURN_SHARE * excursion:
-            return []
+        rest, turn, v = back
         self.turn = None
+        i = self.zig.candidate[0]
         now_i = tr._i0 + tr._t.size - 1
         c = self._cycle(tr, rest, turn, _Extreme(i, v, self.rest_sign), now_i, False)
         return [] if c is None else [c]

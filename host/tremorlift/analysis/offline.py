@@ -52,21 +52,26 @@ def analyze_recordings(
     block_s: float = 1.0,
 ) -> dict[str, Any]:
     """The analyze JSON (docs/analysis-output.md). Raises ValueError for an unusable sample rate."""
-    results: list[dict[str, Any]] = []
-    for rec in recordings:
-        engine = Engine(
-            rec.sample_rate_hz,
-            exercise=exercise,
-            goal=goal,
-            vl_threshold_pct=vl_threshold_pct,
-            placement=rec.placement,
-            alerts_enabled=alerts_enabled,
-        )
-        block_n = max(1, int(round(block_s * rec.sample_rate_hz)))
-        r = run_engine(engine, rec.t_s, rec.accel_mps2, rec.gyro_radps, block_n)
-        r["name"] = rec.name
-        results.append(r)
-    return _combine(results, alerts_enabled)
+    return analyze_streams(
+        [_InMemory(rec, max(1, int(round(block_s * rec.sample_rate_hz)))) for rec in recordings],
+        exercise=exercise,
+        goal=goal,
+        vl_threshold_pct=vl_threshold_pct,
+        alerts_enabled=alerts_enabled,
+    )
+
+
+class _InMemory:
+    """A recording held in memory, handed out in blocks of ``block_n`` samples."""
+
+    def __init__(self, rec: SensorRecording, block_n: int) -> None:
+        self.name, self.sample_rate_hz, self.placement = rec.name, rec.sample_rate_hz, rec.placement
+        self._rec, self._n = rec, block_n
+
+    def blocks(self) -> Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        r, n = self._rec, self._n
+        for i in range(0, r.t_s.size, n):
+            yield r.t_s[i : i + n], r.accel_mps2[i : i + n], r.gyro_radps[i : i + n]
 
 
 def analyze_streams(
