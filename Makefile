@@ -102,6 +102,7 @@ $(PARADIGMA_VENV)/.stamp:
 
 bench-accuracy: venv $(PARADIGMA_VENV)/.stamp
 	$(PY) bench/bench_accuracy.py
+	$(PY) bench/gravity_at_rest.py
 
 bench: venv
 	$(PY) bench/bench_engine.py
