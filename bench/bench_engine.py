@@ -164,7 +164,7 @@ def latency(seeds: list[int]) -> list[str]:
         f"{LATENCY_BLOCK_S * 1000:.0f} ms blocks; negative = before the end, e.g. a curl's concentric):",
         f"  velocity-loss alerts:      {figs(alert_delays)}   goal: well under 150 ms",
         f"  reps 2+ of a set:          {figs(rep_delays)}",
-        f"  first rep of a set:        {figs(first_delays)}   (a lone excursion waits for a second rep before a set is called)",
+        f"  first rep of a set:        {figs(first_delays)}   (a set is recognised once its rhythm shows, two to three reps in)",
     ]
 
 

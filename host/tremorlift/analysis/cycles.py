@@ -54,6 +54,9 @@ MIN_CYCLES_IN_WINDOW = 2.5  # a window must hold this many periods to show one
 CONFIRM_HOPS = 2  # consecutive periodic hops (with a similar period) that open a set
 PERIOD_AGREE = 0.25
 REP_DURATION_PERIODS = (0.45, 2.0)  # a rep lasts this many periods
+REPLAY_LEAD_PERIODS = 0.0
+FIRST_REP_MIN_CORRELATION = 0.6
+SET_GAP_PERIODS = 0.5  # a pause this long between two cycles: not reps of one set
 # A rep repeats the set's own shape: its six-channel path, resampled to SHAPE_POINTS, correlates
 # with the median of the set's recent reps at least this much (a set-up move, a step off the
 # machine or a re-grip does not).
@@ -336,7 +339,11 @@ class CycleTracker:
             return []
         self._candidates = []
         n = int(w_s * GRID_HZ)
-        self._set = _SetState.open(self, n, period, self.sets_opened)
+        # The replay reaches REPLAY_LEAD_PERIODS further back, so the set's first rep has the
+        # rest it started from (never into the set before, nor past the buffer).
+        lead = int(REPLAY_LEAD_PERIODS * period * GRID_HZ)
+        back = min(n + lead, self._t.size, max(n, fresh_n))
+        self._set = _SetState.open(self, n, period, self.sets_opened, back)
         self.sets_opened += 1
         return self._set.replay(self)
 
@@ -427,7 +434,7 @@ class _SetState:
         self.next_i = 0  # absolute grid index of the next sample to follow
 
     @classmethod
-    def open(cls, tr: CycleTracker, n: int, period_s: float, index: int) -> _SetState:
+    def open(cls, tr: CycleTracker, n: int, period_s: float, index: int, back_n: int) -> _SetState:
         z = tr._x[-n:]
         zd = _detrend(z)
         scales = _scales(zd)
@@ -438,7 +445,7 @@ class _SetState:
         q = q[-max(int(4.0 * GRID_HZ), int(2.0 * period_s * GRID_HZ)) :]
         swing = _spread(q)
         s = cls(axis, z.mean(axis=0), scales, period_s, max(swing, 1e-6), index)
-        s.next_i = tr._i0 + tr._t.size - n
+        s.next_i = tr._i0 + tr._t.size - back_n
         s.periodic_at = s.opened_i = tr._i0 + tr._t.size - 1
         return s
 
@@ -450,7 +457,19 @@ class _SetState:
         self.ext = self._conforming_tail(self.ext)
         if len(self.ext) >= 2:
             self.rest_sign = self._dwell_side(tr, rows) or self._pick_rest_sign(self.ext)
-        return self._walk(tr, tr._i0 + tr._t.size - 1)
+        out = self._walk(tr, tr._i0 + tr._t.size - 1)
+        # Reps of a set follow one another: a replayed cycle set apart from the next by a pause
+        # is a movement before the set.
+        while len(out) >= 2 and out[1].start_s - out[0].end_s > SET_GAP_PERIODS * self.period_s:
+            out = out[1:]
+        # The first replayed cycle may be the set-up (lifting the weight into place, gripping
+        # the handle): it counts only if it looks like the reps after it.
+        later = [c.shape for c in out[1:] if c.shape is not None]
+        if len(later) >= 3 and out[0].shape is not None:
+            ref = np.median(np.stack(later), axis=0)
+            if _correlation(out[0].shape, ref) < FIRST_REP_MIN_CORRELATION:
+                out = out[1:]
+        return out
 
     def follow(self, tr: CycleTracker) -> list[Cycle]:
         return self._follow_samples(tr, emit=True)
