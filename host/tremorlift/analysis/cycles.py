@@ -8,7 +8,7 @@ The tracker follows that pattern, independent of how the sensor is worn:
 1. The accelerometer (gravity included, so a tilt shows as a change of its projection) and the
    gyroscope integrated to angles are low-passed at 2.5 Hz and resampled on a 25 Hz grid; gaps in
    the data longer than ``MAX_GAP_S`` end what was being followed.
-2. Every second (every 2 s within a set) the last 8, 14 and 20 s are tested for periodicity: the six channels, each sensor's
+2. Every second (every 4 s within a set) the last 8, 14 and 20 s are tested for periodicity: the six channels, each sensor's
    three scaled by their joint RMS, are projected on their principal axis and correlated with
    themselves over lags of 1-9 s (unbiased, normalised by the window's energy, so a window
    that is only partly periodic scores lower).
@@ -45,6 +45,8 @@ LOWPASS_ORDER = 4  # tremor (4-12 Hz) must not reach the rep signal
 MAX_GAP_S = 1.0
 WINDOWS_S = (8.0, 14.0, 20.0)
 HOP_S = 0.5
+IDLE_TEST_HOPS = 2  # out of a set, periodicity is tested every this many hops
+IN_SET_TEST_HOPS = 8  # in a set only its period is followed, every this many hops
 PERIOD_MIN_S = 1.0
 PERIOD_MAX_S = 9.0
 PERIOD_PICK_SHARE = 0.8  # first autocorrelation peak within this share of the best
@@ -317,15 +319,15 @@ class CycleTracker:
         self._hops += 1
         if self._set is not None:
             self._set.update_swing()
-            # In a set the rhythm is only followed (its period), every fourth hop.
-            if self._hops % 4 == 0:
+            # In a set the rhythm is only followed (its period).
+            if self._hops % IN_SET_TEST_HOPS == 0:
                 test = self._window_test()
                 if test is not None:
                     self._set.periodic_at = self._i0 + self._t.size - 1
                     self._set.observe_period(test[1])
             return self._set.check_end(self)
-        if self._hops % 2:
-            return []  # out of a set, a test every other hop (1 s)
+        if self._hops % IDLE_TEST_HOPS:
+            return []
         # A new set's window never reaches back into the reps of the set before it.
         fresh_n = self._i0 + self._t.size - 1 - self._last_rep_i
         test = self._window_test(fresh_n)
