@@ -848,7 +848,10 @@ class Engine:
         if static and t_end - self._last_exertion_end_s > REST_AFTER_EXERTION_S:
             return None
         same = [a for (t, a, st) in self._recent_amp if st == static and t >= t_end - AMBIENT_S]
-        return float(np.median(same)) if len(same) >= AMBIENT_MIN_WINDOWS else None
+        if len(same) >= AMBIENT_MIN_WINDOWS:
+            return float(np.median(same))
+        # Moving, with too little seen yet to know this person's level: nothing counts yet.
+        return None if static else float("inf")
 
     def _note_exertion(self, t_end: float, disp_rms_m: float, static: bool) -> None:
         """Sustained vigorous movement is exertion even when no set was counted."""
