@@ -112,8 +112,9 @@ def periodicity(z: np.ndarray, fs_hz: float = GRID_HZ) -> tuple[float, float]:
     """(correlation, period in s) of the principal-axis projection of ``z`` (N, 6)."""
     n = z.shape[0]
     zc = z - z.mean(axis=0)
-    _, _, vt = np.linalg.svd(zc, full_matrices=False)
-    p = zc @ vt[0]
+    # Principal axis: the top eigenvector of the 6x6 scatter matrix (cheaper than an SVD).
+    _, vecs = np.linalg.eigh(zc.T @ zc)
+    p = zc @ vecs[:, -1]
     spec = np.fft.rfft(p, 2 * n)
     ac = np.fft.irfft(spec * np.conj(spec))[:n]
     # Unbiased, but normalised by the whole window's energy (not the overlap's): a window with
@@ -289,11 +290,12 @@ class CycleTracker:
             if self._t.size < n or (max_n is not None and n > max_n):
                 break
             z = _detrend(self._x[-n:])
-            rms_a = float(np.sqrt((z[:, 0:3] ** 2).sum(axis=1).mean()))
-            rms_g = float(np.sqrt((z[:, 3:6] ** 2).sum(axis=1).mean()))
+            ms = (z * z).mean(axis=0)
+            rms_a, rms_g = float(np.sqrt(ms[0:3].sum())), float(np.sqrt(ms[3:6].sum()))
             if rms_a < MOVE_MIN_ACCEL_MPS2 and rms_g < MOVE_MIN_ANGLE_RAD:
                 continue
-            r, period = periodicity(z / _scales(z))
+            sa, sg = max(rms_a, MOVE_MIN_ACCEL_MPS2), max(rms_g, MOVE_MIN_ANGLE_RAD)
+            r, period = periodicity(z / np.array([sa, sa, sa, sg, sg, sg]))
             if period <= 0.0 or r < MIN_PERIODICITY:
                 continue
             if period <= WALK_MAX_PERIOD_S and self._walking(n, period):
