@@ -109,13 +109,15 @@ class GravityTracker:
         across which gravity's direction stays within STILL_TURN_MAX_DEG. A limb turning slowly
         also reads a steady rate; only gravity standing still while the gyro reads that rate
         proves it is an offset (0.02 rad/s turns gravity by 2.3 degrees in 2 s)."""
-        spread = np.abs(gyro - gyro.mean(axis=1, keepdims=True)).max(axis=(1, 2))
         gyr_mean = gyro.mean(axis=1)
+        tol = STILL_GYRO_RADPS if self._bias_known else 3 * STILL_GYRO_RADPS
+        if not (np.linalg.norm(gyr_mean - self.gyro_bias_radps, axis=1) < tol).all():
+            self._rest = []  # turning: no rest (the cheap test first, most chunks end here)
+            return
+        spread = np.abs(gyro - gyr_mean[:, None, :]).max(axis=(1, 2))
         norms = np.linalg.norm(acc, axis=2)
         acc_spread = norms.max(axis=1) - norms.min(axis=1)
-        tol = STILL_GYRO_RADPS if self._bias_known else 3 * STILL_GYRO_RADPS
-        still = np.linalg.norm(gyr_mean - self.gyro_bias_radps, axis=1) < tol
-        still &= (spread < 4 * STILL_GYRO_RADPS) & (acc_spread < STILL_ACCEL_SPREAD_MPS2)
+        still = (spread < 4 * STILL_GYRO_RADPS) & (acc_spread < STILL_ACCEL_SPREAD_MPS2)
         if not still.all():
             self._rest = []
             return
