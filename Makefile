@@ -90,6 +90,10 @@ test: venv node stubs
 	$(MAKE) typecheck-firmware
 	$(VENV)/bin/pytest -q
 
+# The tests not marked slow (no twin sessions in real time, no real-data sweep): under a minute.
+test-fast: venv node stubs
+	$(VENV)/bin/pytest -q -m "not slow"
+
 # --- benchmarks ------------------------------------------------------------------
 # paradigma pins a pyarrow and python-dateutil older than ours, so it lives in its own venv.
 PARADIGMA_VENV := .venv-paradigma
