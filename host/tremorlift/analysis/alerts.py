@@ -62,9 +62,10 @@ class VlDecision:
 
 
 class VelocityLossPolicy:
-    """Per set: info once within the margin, warn at the first well-measured rep past the
-    threshold (from rep MIN_WARN_REP), stop when the next well-measured rep is past it too. Every
-    state variable lives here and is cleared by ``new_set``."""
+    """Per set: info once within the margin, warn from rep MIN_WARN_REP at the first rep whose own
+    or two-rep loss is past the threshold, stop when the two-rep loss is past it on two reps
+    running (see the module docstring). Every state variable lives here and is cleared by
+    ``new_set``."""
 
     def __init__(self, threshold: float, enabled: bool = True) -> None:
         self.threshold_pct = threshold
@@ -74,7 +75,6 @@ class VelocityLossPolicy:
     def new_set(self) -> None:
         self.best_mps = 0.0
         self._good: list[float] = []
-        self._best_pair_mps = 0.0
         self._info_sent = False
         self._warned = False
         self._stopped = False
@@ -84,13 +84,13 @@ class VelocityLossPolicy:
         g = self._good
         if len(g) < 3:
             return list(g)
-        med = float(sorted(g)[len(g) // 2])
+        med = _median_high(g)
         return [v for v in g if v <= REFERENCE_MAX_RATIO * med]
 
     def _plausible(self, v: float) -> bool:
         if len(self._good) < 3:
             return v > 0.0
-        med = float(sorted(self._good[-PLAUSIBLE_REPS:])[len(self._good[-PLAUSIBLE_REPS:]) // 2])
+        med = _median_high(self._good[-PLAUSIBLE_REPS:])
         return PLAUSIBLE_RANGE[0] * med <= v <= PLAUSIBLE_RANGE[1] * med
 
     def on_rep(
@@ -112,8 +112,7 @@ class VelocityLossPolicy:
             return vl, None
         pairs = [0.5 * (a + b) for a, b in zip(ref[:-1], ref[1:], strict=True)] or [v]
         pair = 0.5 * (self._good[-1] + self._good[-2])
-        self._best_pair_mps = max(max(pairs), pair)
-        vl2 = 100.0 * (1.0 - pair / self._best_pair_mps)
+        vl2 = 100.0 * (1.0 - pair / max(max(pairs), pair))
         if not self.enabled or self._stopped:
             return vl, None
         thr = self.threshold_pct
@@ -146,3 +145,8 @@ class VelocityLossPolicy:
             )
             return vl, VlDecision("info", worst, f"rep {n}: velocity loss {worst:.0f} %, {text}")
         return vl, None
+
+
+def _median_high(values: list[float]) -> float:
+    """The median, or of an even count the higher of the middle two."""
+    return float(sorted(values)[len(values) // 2])

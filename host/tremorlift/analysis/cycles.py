@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
-from tremorlift.analysis.dsp import StreamingSos
+from tremorlift.analysis.dsp import StreamingSos, principal_axis
 
 GRID_HZ = 25.0
 PRE_RATE_HZ = 50.0
@@ -56,7 +56,6 @@ MIN_CYCLES_IN_WINDOW = 2.5  # a window must hold this many periods to show one
 CONFIRM_HOPS = 2  # consecutive periodic hops (with a similar period) that open a set
 PERIOD_AGREE = 0.25
 REP_DURATION_PERIODS = (0.45, 2.0)  # a rep lasts this many periods
-REPLAY_LEAD_PERIODS = 0.0
 FIRST_REP_MIN_CORRELATION = 0.6
 SET_GAP_PERIODS = 0.5  # a pause this long between two cycles: not reps of one set
 # A rep repeats the set's own shape: its six-channel path, resampled to SHAPE_POINTS, correlates
@@ -95,7 +94,6 @@ class Cycle:
     end_s: float
     period_s: float
     set_index: int  # counts sets from 0 over the stream
-    swing: float  # excursion in units of the set's typical swing (1 = typical)
     by_stillness: bool  # ended by stillness near rest, not by the next rep's turn
     shape: np.ndarray | None = None  # (SHAPE_POINTS, 6), unit norm: the rep's own path
     found_s: float = 0.0  # when the tracker knew (input time of the grid sample)
@@ -112,9 +110,7 @@ def periodicity(z: np.ndarray, fs_hz: float = GRID_HZ) -> tuple[float, float]:
     """(correlation, period in s) of the principal-axis projection of ``z`` (N, 6)."""
     n = z.shape[0]
     zc = z - z.mean(axis=0)
-    # Principal axis: the top eigenvector of the 6x6 scatter matrix (cheaper than an SVD).
-    _, vecs = np.linalg.eigh(zc.T @ zc)
-    p = zc @ vecs[:, -1]
+    p = zc @ principal_axis(zc)
     spec = np.fft.rfft(p, 2 * n)
     ac = np.fft.irfft(spec * np.conj(spec))[:n]
     # Unbiased, but normalised by the whole window's energy (not the overlap's): a window with
@@ -136,13 +132,17 @@ def periodicity(z: np.ndarray, fs_hz: float = GRID_HZ) -> tuple[float, float]:
     return float(r[first]), float(first / fs_hz)
 
 
-def _scales(z: np.ndarray) -> np.ndarray:
-    """Per-channel divisors: each sensor's three channels by their joint RMS about the mean, but
-    no less than the movement floor (a sensor that only sees noise is not blown up to matter as
-    much as one that sees the reps)."""
-    zc = z - z.mean(axis=0)
-    sa = max(float(np.sqrt((zc[:, 0:3] ** 2).sum(axis=1).mean())), MOVE_MIN_ACCEL_MPS2)
-    sg = max(float(np.sqrt((zc[:, 3:6] ** 2).sum(axis=1).mean())), MOVE_MIN_ANGLE_RAD)
+def _sensor_rms(z: np.ndarray) -> tuple[float, float]:
+    """RMS about the mean of the accelerometer's three channels and of the angles' three."""
+    ms = ((z - z.mean(axis=0)) ** 2).mean(axis=0)
+    return float(np.sqrt(ms[0:3].sum())), float(np.sqrt(ms[3:6].sum()))
+
+
+def _scales(rms_a: float, rms_g: float) -> np.ndarray:
+    """Per-channel divisors: each sensor's three channels by their joint RMS, but no less than
+    the movement floor (a sensor that only sees noise is not blown up to matter as much as one
+    that sees the reps)."""
+    sa, sg = max(rms_a, MOVE_MIN_ACCEL_MPS2), max(rms_g, MOVE_MIN_ANGLE_RAD)
     return np.array([sa, sa, sa, sg, sg, sg])
 
 
@@ -290,12 +290,10 @@ class CycleTracker:
             if self._t.size < n or (max_n is not None and n > max_n):
                 break
             z = _detrend(self._x[-n:])
-            ms = (z * z).mean(axis=0)
-            rms_a, rms_g = float(np.sqrt(ms[0:3].sum())), float(np.sqrt(ms[3:6].sum()))
+            rms_a, rms_g = _sensor_rms(z)
             if rms_a < MOVE_MIN_ACCEL_MPS2 and rms_g < MOVE_MIN_ANGLE_RAD:
                 continue
-            sa, sg = max(rms_a, MOVE_MIN_ACCEL_MPS2), max(rms_g, MOVE_MIN_ANGLE_RAD)
-            r, period = periodicity(z / np.array([sa, sa, sa, sg, sg, sg]))
+            r, period = periodicity(z / _scales(rms_a, rms_g))
             if period <= 0.0 or r < MIN_PERIODICITY:
                 continue
             if period <= WALK_MAX_PERIOD_S and self._walking(n, period):
@@ -325,7 +323,6 @@ class CycleTracker:
             if self._hops % IN_SET_TEST_HOPS == 0:
                 test = self._window_test()
                 if test is not None:
-                    self._set.periodic_at = self._i0 + self._t.size - 1
                     self._set.observe_period(test[1])
             return self._set.check_end(self)
         if self._hops % IDLE_TEST_HOPS:
@@ -343,11 +340,7 @@ class CycleTracker:
             return []
         self._candidates = []
         n = int(w_s * GRID_HZ)
-        # The replay reaches REPLAY_LEAD_PERIODS further back, so the set's first rep has the
-        # rest it started from (never into the set before, nor past the buffer).
-        lead = int(REPLAY_LEAD_PERIODS * period * GRID_HZ)
-        back = min(n + lead, self._t.size, max(n, fresh_n))
-        self._set = _SetState.open(self, n, period, self.sets_opened, back)
+        self._set = _SetState.open(self, n, period, self.sets_opened)
         self.sets_opened += 1
         return self._set.replay(self)
 
@@ -430,27 +423,23 @@ class _SetState:
         self.shapes: list[np.ndarray] = []
         self.turn: _Extreme | None = None  # excursion whose rep has not been reported
         self.walked_i = -1
-        self.last_ext_i = -1
         self.last_rep_i = -1
         self.opened_i = -1
-        self.periodic_at = -1
         self.q_hist = np.zeros(0)
         self.next_i = 0  # absolute grid index of the next sample to follow
 
     @classmethod
-    def open(cls, tr: CycleTracker, n: int, period_s: float, index: int, back_n: int) -> _SetState:
+    def open(cls, tr: CycleTracker, n: int, period_s: float, index: int) -> _SetState:
         z = tr._x[-n:]
         zd = _detrend(z)
-        scales = _scales(zd)
-        zn = zd / scales
-        _, _, vt = np.linalg.svd(zn - zn.mean(axis=0), full_matrices=False)
-        axis = vt[0]
+        scales = _scales(*_sensor_rms(zd))
+        axis = principal_axis(zd / scales)
         q = _minus_running_mean((z - z.mean(axis=0)) / scales @ axis, period_s)
         q = q[-max(int(4.0 * GRID_HZ), int(2.0 * period_s * GRID_HZ)) :]
         swing = _spread(q)
         s = cls(axis, z.mean(axis=0), scales, period_s, max(swing, 1e-6), index)
-        s.next_i = tr._i0 + tr._t.size - back_n
-        s.periodic_at = s.opened_i = tr._i0 + tr._t.size - 1
+        s.next_i = tr._i0 + tr._t.size - n
+        s.opened_i = tr._i0 + tr._t.size - 1
         return s
 
     def replay(self, tr: CycleTracker) -> list[Cycle]:
@@ -498,7 +487,6 @@ class _SetState:
             e = self.zig.step(i, float(q[k]), delta)
             if e is not None:
                 self.ext.append(e)
-                self.last_ext_i = e.i
                 if emit:
                     if self.rest_sign == 0 and len(self.ext) >= 2:
                         self.rest_sign = self._pick_rest_sign(self.ext)
@@ -618,11 +606,8 @@ class _SetState:
         dur_periods = (rest1.i - rest0.i) / GRID_HZ / max(self.period_s, 1e-6)
         if dur_periods < REP_DURATION_PERIODS[0]:
             return None
-        if not by_still and dur_periods > REP_DURATION_PERIODS[1]:
-            # Too quick or too slow for this set's rhythm; a slow one may still be the first
-            # rep, whose rest extreme lies in the idle before the set.
-            if dur_periods < REP_DURATION_PERIODS[0] or rest0 is not self.first_rest:
-                return None
+        if not by_still and dur_periods > REP_DURATION_PERIODS[1] and rest0 is not self.first_rest:
+            return None  # too slow for the set's rhythm (the first rep may start in the idle)
         shape = self._shape(tr, rest0.i, turn.i, rest1.i)
         if shape is not None and len(self.shapes) >= SHAPES_TO_JUDGE:
             ref = np.median(np.stack(self.shapes), axis=0)
@@ -644,7 +629,6 @@ class _SetState:
             end_s=max(end_s, tr.grid_time(turn.i)),
             period_s=self.period_s,
             set_index=self.index,
-            swing=round(share, 3),
             by_stillness=by_still,
             shape=shape,
             found_s=tr.raw_time(now_i),

@@ -56,6 +56,23 @@ def runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return starts, stops, mask[starts]
 
 
+def run_lengths(mask: np.ndarray, carried: int) -> tuple[np.ndarray, int]:
+    """Consecutive True samples up to and including each sample, continuing ``carried`` from the
+    previous block; and the count to carry into the next block."""
+    idx = np.arange(mask.size)
+    last_false = np.maximum.accumulate(np.where(~mask, idx, -1))
+    run = np.where(last_false >= 0, idx - last_false, idx + 1 + carried)
+    run[~mask] = 0
+    return run, int(run[-1]) if run.size else carried
+
+
+def principal_axis(z: np.ndarray) -> np.ndarray:
+    """Unit direction of largest spread of ``z`` (N, k) about its mean: the top eigenvector of
+    the k x k scatter matrix (cheaper than an SVD of z). Its sign is arbitrary."""
+    zc = z - z.mean(axis=0)
+    return np.linalg.eigh(zc.T @ zc)[1][:, -1]
+
+
 class StreamingBoxcar:
     """Causal moving average over ``n`` samples whose history carries across blocks (the
     first sample is taken as the value before the stream, like ``StreamingSos``)."""

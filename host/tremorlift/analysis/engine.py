@@ -17,7 +17,13 @@ from scipy import signal
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
 from tremorlift.analysis.cycles import Cycle, CycleTracker
-from tremorlift.analysis.dsp import StreamingBoxcar, StreamingSos, runs
+from tremorlift.analysis.dsp import (
+    StreamingBoxcar,
+    StreamingSos,
+    principal_axis,
+    run_lengths,
+    runs,
+)
 from tremorlift.analysis.orientation import GravityTracker
 from tremorlift.analysis.reps import (
     FAST_STILL_ACCEL_MPS2,
@@ -50,8 +56,8 @@ REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found u
 SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
 SETTLE_MIN_S = 0.2
 SETTLE_MAX_S = 1.0
-TURNING_RATE_RADPS = 0.5
-TURN_CLEARANCE_PERIODS = 0.2  # a rep's bound lies at least this far from its turn  # a limb whose angular rate peaks above this turns with the rep
+TURNING_RATE_RADPS = 0.5  # a limb whose angular rate peaks above this turns with the rep
+TURN_CLEARANCE_PERIODS = 0.2  # a rep's bound lies at least this far from its turn
 GRAVITY_QUIET_S = 0.2
 OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
 OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
@@ -101,7 +107,7 @@ HOLD_SWAY_STOP_RMS_MPS2 = 0.6
 # window (moving or still). Only a limb truly at rest is judged on the absolute floor.
 TREMOR_FACTOR = 2.0
 SET_REFERENCE_S = 6.0
-AMBIENT_S = 60.0
+AMBIENT_S = 60.0  # also keeps a set's first seconds for a set recognised up to 20 s late
 AMBIENT_MIN_WINDOWS = 6
 # Exertion the rep counter did not see (crunches it could not count, carrying, a sprint):
 # VIGOROUS_WINDOWS windows in a row moving this much.
@@ -144,8 +150,7 @@ def _turnaround(
     dt = float(np.median(np.diff(seg[:, 0])))
     gyro = seg[:, 2:5]
     if float(np.linalg.norm(gyro, axis=1).max()) >= TURNING_RATE_RADPS:
-        _, _, vt = np.linalg.svd(gyro - gyro.mean(axis=0), full_matrices=False)
-        x = gyro @ vt[0]
+        x = gyro @ principal_axis(gyro)
     else:
         x = np.cumsum(seg[:, 1]) * dt
         if from_s is None:
@@ -389,12 +394,7 @@ class Engine:
             np.linalg.norm(box[:, 1:4], axis=1) < FAST_STILL_GYRO_RADPS
         )
         # Calm for FAST_STILL_HOLD_S in a row (carried across blocks).
-        r = self._quiet_run
-        idx = np.arange(calm.size)
-        last_loud = np.maximum.accumulate(np.where(~calm, idx, -1))
-        run = np.where(last_loud >= 0, idx - last_loud, idx + 1 + r)
-        run[~calm] = 0
-        self._quiet_run = int(run[-1])
+        run, self._quiet_run = run_lengths(calm, self._quiet_run)
         fast_quiet = run >= self._quiet_hold_n
         a_lin = np.linalg.norm(acc - up * g0[:, None], axis=1)
         self._ring_push(t, a_vert, gyr_c, fast_quiet, a_lin)
@@ -679,11 +679,7 @@ class Engine:
         for h in [h for h in self._sets if h["kind"] == "hold"]:
             if float(h["end_s"]) >= rep.start_s - HOLD_DROP_BEFORE_REP_S:
                 self._sets.remove(h)
-                self._alerts = [
-                    a
-                    for a in self._alerts
-                    if not (a["kind"] == "hold" and h["start_s"] <= a["t_s"] <= h["end_s"] + 1.0)
-                ]
+                self._forget_hold_alerts(h)
         self._set = {
             "kind": "dynamic",
             "start_s": round(rep.start_s, 4),
@@ -772,7 +768,7 @@ class Engine:
                 self._set_windows = self._set_windows[-MAX_WINDOWS_KEPT:]
             self._note_exertion(t_end, float(w.disp_rms_m[i]), static)
             self._recent_amp.append((t_end, amp, static))
-            while self._recent_amp and self._recent_amp[0][0] < t_end - max(AMBIENT_S, 30.0):
+            while self._recent_amp and self._recent_amp[0][0] < t_end - AMBIENT_S:
                 self._recent_amp.pop(0)
             floor = TREMOR_MIN_RMS_MPS2
             ref = self._reference_level(t_end, static)
@@ -1103,8 +1099,14 @@ class Engine:
         self._hold = None
         self._hold_votes = []
         self._static_since = None
+        self._forget_hold_alerts(h)
+
+    def _forget_hold_alerts(self, h: dict[str, Any]) -> None:
+        """Removes what a hold that turned out to be a set's set-up alerted."""
         self._alerts = [
-            a for a in self._alerts if not (a["kind"] == "hold" and a["t_s"] >= h["start_s"])
+            a
+            for a in self._alerts
+            if not (a["kind"] == "hold" and h["start_s"] <= a["t_s"] <= h["end_s"] + 1.0)
         ]
 
     def _end_hold(self, t: float, events: list[Event]) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import find_peaks
 
+from tremorlift.analysis.dsp import principal_axis
+
 # Stillness: the sum of these three ratios (low-passed linear acceleration, its jerk and the
 # angular rate, each over its scale) stays below one.
 STILL_ACCEL_MPS2 = 0.3
@@ -79,8 +81,7 @@ def _turnarounds(gyro: np.ndarray, dt: float) -> np.ndarray:
     change with the limb angle (accelerometer offsets seen from a rotating sensor)."""
     if gyro.shape[0] < 3:
         return np.zeros(0, dtype=np.int64)
-    _, _, vt = np.linalg.svd(gyro - gyro.mean(axis=0), full_matrices=False)
-    angle = np.cumsum(gyro @ vt[0]) * dt
+    angle = np.cumsum(gyro @ principal_axis(gyro)) * dt
     if float(angle.max() - angle.min()) < TURN_MIN_RAD:
         return np.zeros(0, dtype=np.int64)
     prom = max(TURN_MIN_RAD, 0.4 * float(angle.max() - angle.min()))
