@@ -19,7 +19,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def scores() -> dict:
-    assert GYM_DIR.is_dir(), f"{GYM_DIR} is missing: the shared datasets sit beside the checkout"
+    if not GYM_DIR.is_dir():
+        # CI and the benchmarks find the shared datasets beside the checkout; a clone elsewhere
+        # has none to score against.
+        pytest.skip(f"{GYM_DIR} is missing: the shared datasets sit beside the checkout")
     sets = load_gym_sets()
     assert len(sets) == 164
     return score_all(sets)[0]
