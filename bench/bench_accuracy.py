@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from tremorlift.analysis import Engine, analyze_recordings, run_engine  # noqa: E402
 from tremorlift.analysis.alerts import threshold_pct  # noqa: E402
-from tremorlift.twin.motion import SCENARIOS, generate  # noqa: E402
+from tremorlift.twin.motion.generator import SCENARIOS, generate  # noqa: E402
 
 DATASETS = ROOT.parent / "shared" / "datasets"
 PARADIGMA_PY = ROOT / ".venv-paradigma" / "bin" / "python"

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "host"))
 
 import numpy as np  # noqa: E402
 from tremorlift.analysis import Engine  # noqa: E402
-from tremorlift.twin.motion import generate  # noqa: E402
+from tremorlift.twin.motion.generator import generate  # noqa: E402
 
 RATE_HZ = 200.0
 SCENARIO_CYCLE = (
@@ -233,8 +233,8 @@ def write_csv(recordings: Path, path: Path, minutes: float) -> float:
 def write_session(csv_path: Path, path: Path) -> None:
     """The CSV's samples as a recorded session (one sensor, 19-sample frames, 200 Hz)."""
     from tremorlift import protocol as p
-    from tremorlift.csv_input import open_csv
-    from tremorlift.session import SessionWriter
+    from tremorlift.store.csv_input import open_csv
+    from tremorlift.store.session import SessionWriter
 
     info = p.DeviceInfo(
         (0, 1, 0), 3, 255, int(RATE_HZ), 8, 1000, 100, 4096, 328, 19, 300, 0x1234, 247, "TL-0001"

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import numpy as np
-from tremorlift.collector import CollectConfig, CollectOptions, DeviceChannel, collect
+from tremorlift.collect.collector import CollectConfig, CollectOptions, DeviceChannel, collect
 
 CONN_INTERVAL_MS = 7.5  # what the firmware asks for and the twin's radio uses
 

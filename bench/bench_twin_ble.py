@@ -18,9 +18,9 @@ import time
 from typing import Any
 
 from bleak import BleakClient
-from tremorlift.twin.ble_emulation import BLE, UUID, create_ble
-from tremorlift.twin.bleak_backend import twin_backend
-from tremorlift.twin.radio import Radio
+from tremorlift.twin.radio.ble_emulation import BLE, UUID, create_ble
+from tremorlift.twin.radio.bleak_backend import twin_backend
+from tremorlift.twin.radio.link import Radio
 
 SERVICE = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
 DATA = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"

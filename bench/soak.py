@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tremorlift.collector import CollectConfig, CollectOptions, collect
-from tremorlift.session import SessionReader
-from tremorlift.twin.faults import Fault, FaultInjector
+from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.store.session import SessionReader
+from tremorlift.twin.radio.faults import Fault, FaultInjector
 
 RSS_SAMPLE_INTERVAL_S = 15.0
 

@@ -19,8 +19,8 @@ import atheris  # noqa: E402
 import common  # noqa: E402
 
 with atheris.instrument_imports():
-    from tremorlift import serial_framing as sf  # noqa: E402
     from tremorlift.protocol import MSG_NAMES, VERSION, ProtocolError  # noqa: E402
+    from tremorlift.transport import serial_framing as sf  # noqa: E402
 
 MAX_FRAME_BYTES = 300  # small, so overlong runs are reached often
 

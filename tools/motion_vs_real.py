@@ -198,7 +198,7 @@ def real_stats(root: Path) -> tuple[list[dict[str, float]], list[dict[str, float
 def generator_stats(
     scenarios: tuple[str, ...], seeds: int, rate_hz: float
 ) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
-    from tremorlift.twin.motion import SCENARIOS, generate
+    from tremorlift.twin.motion.generator import SCENARIOS, generate
 
     sets, idles = [], []
     for name in scenarios:

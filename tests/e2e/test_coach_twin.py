@@ -8,7 +8,7 @@ import json
 
 import pytest
 from tremorlift.cli import main
-from tremorlift.session import SessionReader
+from tremorlift.store.session import SessionReader
 
 pytestmark = pytest.mark.slow
 

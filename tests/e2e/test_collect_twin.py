@@ -7,8 +7,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from tremorlift.collector import CollectConfig, CollectOptions, collect
-from tremorlift.session import SessionReader
+from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.store.session import SessionReader
 
 pytestmark = pytest.mark.slow
 

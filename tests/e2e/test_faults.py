@@ -9,9 +9,9 @@ import logging
 
 import numpy as np
 import pytest
-from tremorlift.collector import CollectConfig, CollectOptions, collect
-from tremorlift.session import SessionReader
-from tremorlift.twin.faults import FaultInjector, parse_inject
+from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.store.session import SessionReader
+from tremorlift.twin.radio.faults import FaultInjector, parse_inject
 
 pytestmark = pytest.mark.slow
 SPEED = 4.0

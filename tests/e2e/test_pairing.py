@@ -18,8 +18,9 @@ import stat
 from pathlib import Path
 
 import pytest
-from tremorlift import pairing, protocol
+from tremorlift import protocol
 from tremorlift.cli import main
+from tremorlift.transport import pairing
 from tremorlift.transport.ble import BleLink, PairingRequired
 from tremorlift.twin.wearable import TwinFleet
 
@@ -152,7 +153,7 @@ def test_pair_then_collect_only_the_paired_wearable(tmp_path, capsys) -> None:
     assert summary["samples_received"] > 0
     # Everything the session left behind is the user's alone.
     assert _mode(tmp_path / "mine.tlsession") == 0o600
-    from tremorlift.history import index_path
+    from tremorlift.store.history import index_path
 
     assert index_path().exists() and _mode(index_path()) == 0o600
     assert main(["pair", "--list"]) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from micropython_runner import run_micropython
-from tremorlift.twin.imu_emulator import (
+from tremorlift.twin.board.imu_emulator import (
     GRAVITY_MPS2,
     FakeI2C,
     Icm42688Emulator,
@@ -719,7 +719,7 @@ def test_icm_emulator_registers_fifo_full_and_rates() -> None:
 def test_drivers_under_micropython_allocation_free() -> None:
     result = run_micropython(
         "tests/firmware/mpy_drivers/check_drivers.py",
-        mounts=(("firmware/lib", "/lib"), ("host/tremorlift/twin", "/twin")),
+        mounts=(("firmware/lib", "/lib"), ("host/tremorlift/twin/board", "/twin")),
         paths=("/lib", "/twin"),
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -11,7 +11,7 @@ import struct
 import bluetooth
 import pytest
 import rig as R
-from tremorlift.twin import machine_emulation
+from tremorlift.twin.board import machine_emulation
 from tremorlift_fw import app as app_module
 from tremorlift_fw import ble as ble_module
 from tremorlift_fw import config, protocol
@@ -431,7 +431,7 @@ def test_no_imu_keeps_advertising_answers_and_finds_it_later():
     info = rig.command(R.command(P.OP_GET_INFO, 3))
     assert info[5 + 5] == 0  # imu_kind none
     # The IMU turns up (a loose connector reseated): found at the next detection round.
-    from tremorlift.twin import imu_emulator
+    from tremorlift.twin.board import imu_emulator
 
     rig.emu = imu_emulator.Icm42688Emulator()
     rig.bus.attach(rig.emu)
@@ -621,7 +621,7 @@ def test_app_main_builds_the_board_from_config(monkeypatch):
     """app.main() on the emulated machine: pins from config, BLE, serial, then asyncio.run."""
     import sys
 
-    from tremorlift.twin import imu_emulator
+    from tremorlift.twin.board import imu_emulator
     from tremorlift_fw import serial_link
 
     machine = machine_emulation.install()

@@ -12,7 +12,7 @@ from micropython_runner import run_micropython
 
 MOUNTS = (
     ("firmware/lib", "/lib"),
-    ("host/tremorlift/twin", "/twin"),
+    ("host/tremorlift/twin/board", "/twin"),
     ("tests/firmware/fakes", "/fakes"),
 )
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 import serial
 from tremorlift import protocol as proto
-from tremorlift.serial_framing import FrameReader, encode_command_line
+from tremorlift.transport.serial_framing import FrameReader, encode_command_line
 
 # How long the firmware gets to answer one command (a CONFIGURE re-initialises the IMU).
 RESPONSE_TIMEOUT_S = 2.0

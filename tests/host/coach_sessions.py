@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 from tremorlift import protocol as p
-from tremorlift.session import SessionWriter
-from tremorlift.twin.motion import Scenario, generate
+from tremorlift.store.session import SessionWriter
+from tremorlift.twin.motion.generator import Scenario, generate
 
 RATE_HZ = 200
 ACCEL_LSB_PER_G = 4096  # +-8 g

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from tremorlift.analysis import Engine, run_engine
-from tremorlift.twin.motion import generate
+from tremorlift.twin.motion.generator import generate
 
 
 def matched(det: list[dict], truth: list[dict]) -> list[tuple[dict, dict]]:

@@ -152,7 +152,7 @@ def test_sqlite_file_that_is_not_a_session(
 
 def test_session_file_with_two_sensors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from coach_sessions import write_session
-    from tremorlift.session import SessionReader
+    from tremorlift.store.session import SessionReader
 
     path = write_session(tmp_path / "two.tlsession", "two-sensors", seed=2, analysis="engine")
     out = tmp_path / "two.json"
@@ -179,7 +179,7 @@ def _rows(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray) -> str:
 
 @pytest.fixture(scope="module")
 def lifting_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tremorlift.twin.motion import generate
+    from tremorlift.twin.motion.generator import generate
 
     dev = generate("squat-5x5", 3, sample_rate_hz=100.0, short=True).devices[0]
     path = tmp_path_factory.mktemp("lift") / "squat.csv"
@@ -195,7 +195,7 @@ def _analyze(source: object) -> dict:
 
 def test_block_boundaries_do_not_change_the_result(lifting_csv: Path, tmp_path: Path) -> None:
     from tremorlift.analysis.offline import analyze_recordings
-    from tremorlift.csv_input import Recording, open_csv
+    from tremorlift.store.csv_input import Recording, open_csv
 
     data = np.loadtxt(lifting_csv, delimiter=",", skiprows=1)
     rate = open_csv(lifting_csv).sample_rate_hz
@@ -318,7 +318,7 @@ def test_clipped_accelerometer_is_reported(
 
 def test_session_samples_stream_in_blocks_as_arrays_gives_them(tmp_path: Path) -> None:
     from coach_sessions import write_session
-    from tremorlift.session import SessionReader
+    from tremorlift.store.session import SessionReader
 
     path = write_session(tmp_path / "two.tlsession", "two-sensors", seed=3, analysis="engine")
     with SessionReader(path) as reader:

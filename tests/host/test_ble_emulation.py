@@ -13,8 +13,8 @@ from bumble import hci
 from bumble.att import ATT_Error
 from bumble.core import UUID as BumbleUUID
 from bumble.device import Connection, Peer
-from tremorlift.twin import ble_emulation as emu
-from tremorlift.twin.radio import Radio
+from tremorlift.twin.radio import ble_emulation as emu
+from tremorlift.twin.radio.link import Radio
 
 SVC = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
 CHAR_A = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"

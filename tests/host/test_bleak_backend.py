@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.exc import BleakDeviceNotFoundError, BleakError, BleakGATTProtocolError
-from tremorlift.twin.ble_emulation import FLAG_WRITE_ENCRYPTED, create_bluetooth_module
-from tremorlift.twin.bleak_backend import twin_backend, twin_client_backend, twin_scanner_backend
-from tremorlift.twin.radio import Radio
+from tremorlift.twin.radio.ble_emulation import FLAG_WRITE_ENCRYPTED, create_bluetooth_module
+from tremorlift.twin.radio.bleak_backend import (
+    twin_backend,
+    twin_client_backend,
+    twin_scanner_backend,
+)
+from tremorlift.twin.radio.link import Radio
 
 SERVICE = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
 NOTIFY_CHAR = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"

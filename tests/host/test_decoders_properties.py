@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tremorlift import protocol as p
-from tremorlift import serial_framing as sf
 from tremorlift.timebase import StreamTracker
+from tremorlift.transport import serial_framing as sf
 
 FAST = settings(max_examples=300, deadline=None)
 

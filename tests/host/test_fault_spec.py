@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tremorlift.cli import main
 from tremorlift.errors import UserError
-from tremorlift.twin.faults import Fault, check_faults, parse_inject
+from tremorlift.twin.radio.faults import Fault, check_faults, parse_inject
 
 
 def test_parses_every_kind():

@@ -10,8 +10,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tremorlift import feedback as fb
-from tremorlift.feedback import Feedback, SoundDevicePlayer, find_speech_command, speech_argv, tone
+from tremorlift.collect import feedback as fb
+from tremorlift.collect.feedback import (
+    Feedback,
+    SoundDevicePlayer,
+    find_speech_command,
+    speech_argv,
+    tone,
+)
 from tremorlift.protocol import BUZZ_PATTERNS_MS, BUZZ_STOP, BUZZ_WARN
 
 WARN = {

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from coach_sessions import SAMPLES_PER_FRAME, write_session
 from tremorlift.cli import main
-from tremorlift.history import (
+from tremorlift.coach.results import usable_arrays
+from tremorlift.store.history import (
     index_path,
     load_history,
     register_session,
@@ -18,8 +19,7 @@ from tremorlift.history import (
     summarize_session,
     trends,
 )
-from tremorlift.results import usable_arrays
-from tremorlift.session import SessionReader, SessionWriter
+from tremorlift.store.session import SessionReader, SessionWriter
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 from scipy import signal
-from tremorlift.twin import motion
-from tremorlift.twin.motion import MotionSource, generate
-from tremorlift.twin.motion_sensor import GRAVITY_MPS2
+from tremorlift.twin.motion import generator as motion
+from tremorlift.twin.motion.generator import MotionSource, generate
+from tremorlift.twin.motion.sensor import GRAVITY_MPS2
 
 RATE_HZ = 200.0
 

@@ -1,5 +1,5 @@
 """The paired-devices file, the collector's pairing policy and the errors that say "pair first"
-(tremorlift.pairing, tremorlift.transport.ble); the history index's permissions."""
+(tremorlift.transport.pairing, tremorlift.transport.ble); the history index's permissions."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
-from tremorlift import pairing
 from tremorlift.cli import main
 from tremorlift.errors import UserError
+from tremorlift.transport import pairing
 from tremorlift.transport.ble import PairingRequired, is_security_refusal
 
 
@@ -146,7 +146,7 @@ def test_collect_without_paired_wearable_refuses_before_anything_starts(tmp_path
 
 
 def test_history_index_is_created_for_the_user_only(tmp_path, open_umask) -> None:
-    from tremorlift.history import index_path, load_history, register_session
+    from tremorlift.store.history import index_path, load_history, register_session
 
     summary = {"created_utc": "2026-11-22T02:00:00Z", "created_unix_s": 1.0, "exercises": {}}
     register_session(tmp_path / "a.tlsession", summary)

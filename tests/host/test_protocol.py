@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from tremorlift import protocol as p
-from tremorlift import serial_framing as sf
+from tremorlift.transport import serial_framing as sf
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from coach_sessions import write_session
 from matplotlib.image import imread
-from tremorlift import report as rp
 from tremorlift.cli import main
-from tremorlift.session import SessionReader
+from tremorlift.coach import report as rp
+from tremorlift.store.session import SessionReader
 
 
 def _rgb(hex_colour: str) -> np.ndarray:

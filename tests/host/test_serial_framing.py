@@ -6,7 +6,7 @@ import random
 
 import pytest
 from tremorlift import protocol as p
-from tremorlift import serial_framing as sf
+from tremorlift.transport import serial_framing as sf
 
 
 def _messages(n: int, seed: int = 0) -> list[bytes]:

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from tremorlift import protocol as p
 from tremorlift.errors import UserError
-from tremorlift.session import FORMAT_VERSION, SessionReader, SessionWriter
+from tremorlift.store.session import FORMAT_VERSION, SessionReader, SessionWriter
 
 INFO = p.DeviceInfo(
     (1, 2, 3), 3, 255, 400, 8, 1000, 160, 4096, 328, 19, 512, 0xBEEF, 247, "TL-1A2B"
@@ -250,7 +250,7 @@ _CHILD = textwrap.dedent(
     import sys, time
     import numpy as np
     from tremorlift import protocol as p
-    from tremorlift.session import SessionWriter
+    from tremorlift.store.session import SessionWriter
     info = p.DeviceInfo((1, 2, 3), 3, 255, 400, 8, 1000, 160, 4096, 328, 19, 512, 1, 247, "TL-1A2B")
     w = SessionWriter(sys.argv[1])
     d = w.add_device("AA")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tremorlift.cli import main
-from tremorlift.twin import motion
+from tremorlift.twin.motion import generator as motion
 
 
 def read_csv(path: Path) -> tuple[list[str], np.ndarray]:

@@ -7,7 +7,7 @@ from tremorlift.errors import UserError
 
 def check_scenario(name: str) -> None:
     """A twin scenario name must be one of the motion generator's."""
-    from tremorlift.twin.motion import SCENARIOS
+    from tremorlift.twin.motion.generator import SCENARIOS
 
     if name not in SCENARIOS:
         raise UserError(f"unknown scenario {name!r}; one of: {', '.join(sorted(SCENARIOS))}")

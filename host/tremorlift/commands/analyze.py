@@ -93,7 +93,7 @@ def load_input(path: Path) -> list[Any]:
     """Sensor sources from a CSV (read as a stream; gzip-compressed too) or a session file
     (detected by the SQLite magic bytes): each has ``name``, ``sample_rate_hz``, ``placement``,
     ``exercise``, ``warnings`` and ``blocks()``."""
-    from tremorlift.csv_input import open_csv
+    from tremorlift.store.csv_input import open_csv
 
     try:
         with path.open("rb") as f:
@@ -104,7 +104,7 @@ def load_input(path: Path) -> list[Any]:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head != SQLITE_MAGIC:
         return [open_csv(path)]
-    from tremorlift.session import SessionReader
+    from tremorlift.store.session import SessionReader
 
     reader = SessionReader(path)
     out: list[Any] = []
@@ -148,7 +148,7 @@ class SessionDevice:
     def blocks(self) -> Any:
         import numpy as np
 
-        from tremorlift.csv_input import MIN_DURATION_S, InputNotes
+        from tremorlift.store.csv_input import MIN_DURATION_S, InputNotes
 
         notes = InputNotes(self.sample_rate_hz)
         t_prev = -np.inf

@@ -89,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--inject",
         metavar="SPEC",
         help="with --simulate: faults to inject, e.g. disconnect@20:5,drop=0.05,reboot@40 "
-        "(times in the wearable's seconds after streaming starts; see tremorlift.twin.faults)",
+        "(times in the wearable's seconds after streaming starts; see tremorlift.twin.radio.faults)",
     )
     p.set_defaults(run=run)
 
@@ -123,12 +123,12 @@ def _validate(args: argparse.Namespace) -> None:
     if args.inject is not None:
         if args.simulate is None:
             raise UserError("--inject needs --simulate: faults are injected into the digital twin")
-        from tremorlift.twin.faults import check_faults, parse_inject
+        from tremorlift.twin.radio.faults import check_faults, parse_inject
 
         check_faults(parse_inject(args.inject), serial=args.serial is not None)
     if args.serial is None and not args.device and not args.any:
         # BLE takes only the user's own wearables: say how to pair before scanning for nothing.
-        from tremorlift.pairing import load_paired, no_paired_message
+        from tremorlift.transport.pairing import load_paired, no_paired_message
 
         if not load_paired():
             raise UserError(no_paired_message(args.simulate))
@@ -139,11 +139,11 @@ def run(args: argparse.Namespace) -> int:
     # The BLE stacks log every late notification after an unsubscribe as a warning; the
     # dashboard and the summary already account for each frame.
     logging.getLogger("bumble").setLevel(logging.ERROR)
-    from tremorlift.collector import CollectConfig, CollectOptions, collect
-    from tremorlift.dashboard import Dashboard, EventPrinter
-    from tremorlift.feedback import Feedback
-    from tremorlift.history import register_session
+    from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+    from tremorlift.collect.dashboard import Dashboard, EventPrinter
+    from tremorlift.collect.feedback import Feedback
     from tremorlift.settings import effective_settings
+    from tremorlift.store.history import register_session
 
     # The config file's per-exercise settings, with the flags given here on top.
     settings = effective_settings(args.exercise, {
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     ui = Dashboard() if use_dashboard else EventPrinter()
     hook = None
     if args.inject is not None:
-        from tremorlift.twin.faults import FaultInjector, parse_inject
+        from tremorlift.twin.radio.faults import FaultInjector, parse_inject
 
         hook = FaultInjector(parse_inject(args.inject), emit=ui.event)
     with ui:

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def _pair(args: argparse.Namespace) -> None:
-    from tremorlift.pairing import pair_wearable
+    from tremorlift.transport.pairing import pair_wearable
 
     if args.simulate is None:
         entry, status = await pair_wearable(args.device, scan_timeout_s=args.timeout)
@@ -63,7 +63,7 @@ async def _pair(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.pairing import forget, load_paired, paired_path
+    from tremorlift.transport.pairing import forget, load_paired, paired_path
 
     if args.list:
         wearables = load_paired()

@@ -28,8 +28,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.report import build_report
-    from tremorlift.session import SessionReader
+    from tremorlift.coach.report import build_report
+    from tremorlift.store.session import SessionReader
 
     session = Path(args.session)
     SessionReader(session).close()  # a bad file fails here, before anything is created

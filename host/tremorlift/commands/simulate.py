@@ -57,7 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 
 def _scenario_lines() -> list[str]:
-    from tremorlift.twin.motion_scenarios import SCENARIOS
+    from tremorlift.twin.motion.scenarios import SCENARIOS
 
     width = max(len(n) for n in SCENARIOS)
     lines = []
@@ -81,7 +81,7 @@ def _write_csv(path: Path, t_s: np.ndarray, accel: np.ndarray, gyro: np.ndarray)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.twin import motion
+    from tremorlift.twin.motion import generator as motion
 
     if args.list:
         print("\n".join(_scenario_lines()))

@@ -2,7 +2,8 @@
 
 A transport ("link") delivers every message the device sends (SAMPLES, RESPONSE, STATUS) to a
 ``MessageSink`` together with the host's receive time, and sends command bytes to the device.
-``ble.py`` is the only module that imports bleak; ``serial.py`` the only one that imports pyserial.
+``ble.py`` is the only module that imports bleak; ``serial.py`` the only one that imports pyserial;
+``serial_framing.py`` frames the protocol for a byte stream; ``pairing.py`` keeps the bonds.
 """
 
 from __future__ import annotations

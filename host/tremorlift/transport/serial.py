@@ -13,8 +13,8 @@ import time
 
 import serial
 
-from tremorlift.serial_framing import FrameReader, encode_command_line
 from tremorlift.transport import MessageSink
+from tremorlift.transport.serial_framing import FrameReader, encode_command_line
 
 READ_CHUNK_BYTES = 4096
 READ_TIMEOUT_S = 0.05

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tremorlift.twin import machine_emulation as machine
-from tremorlift.twin.ble_emulation import create_bluetooth_module, install_bluetooth_module
-from tremorlift.twin.bleak_backend import twin_backend
+from tremorlift.twin.board import machine_emulation as machine
+from tremorlift.twin.board.imu_emulator import FakeI2C, Icm42688Emulator, Mpu6050Emulator
 from tremorlift.twin.clock import EmulatedClock
-from tremorlift.twin.imu_emulator import FakeI2C, Icm42688Emulator, Mpu6050Emulator
-from tremorlift.twin.motion import SCENARIOS, MotionSource, generate
-from tremorlift.twin.radio import Radio
+from tremorlift.twin.motion.generator import SCENARIOS, MotionSource, generate
+from tremorlift.twin.radio.ble_emulation import create_bluetooth_module, install_bluetooth_module
+from tremorlift.twin.radio.bleak_backend import twin_backend
+from tremorlift.twin.radio.link import Radio
 
 FIRMWARE_LIB_DIR = Path(__file__).resolve().parents[3] / "firmware" / "lib"
 BATTERY_MV = 3950  # a charged cell, part way down

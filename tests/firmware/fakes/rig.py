@@ -1,14 +1,14 @@
 """An emulated wearable for the firmware tests: App on the emulated machine, IMU and BLE.
 
 Portable (CPython pytest and the MicroPython scripts run by tests/mpy/run.mjs). The IMU
-emulator and the machine emulation come from host/tremorlift/twin (imported as
+emulator and the machine emulation come from host/tremorlift/twin/board (imported as
 tremorlift.twin.* under CPython, as top-level modules from /twin under MicroPython).
 """
 
 import struct
 
 try:
-    from tremorlift.twin import imu_emulator, machine_emulation
+    from tremorlift.twin.board import imu_emulator, machine_emulation
 except ImportError:
     import imu_emulator
     import machine_emulation

@@ -1,5 +1,5 @@
 # Runs under real MicroPython (tests/mpy/run.mjs), mounted with firmware/lib and the folder of
-# host/tremorlift/twin/imu_emulator.py on sys.path. Checks each IMU driver against its emulator
+# host/tremorlift/twin/board/imu_emulator.py on sys.path. Checks each IMU driver against its emulator
 # (detection, exact samples at 100/400/1000 Hz, overflow recovery) and that read_fifo allocates
 # nothing in steady state: the emulator runs outside the locked region, only read_fifo inside.
 # Prints "DRIVERS OK" at the end; any failure raises (exit status 1).

@@ -1,4 +1,4 @@
-# Runs under real MicroPython (tests/mpy/run.mjs) with firmware/lib, host/tremorlift/twin and
+# Runs under real MicroPython (tests/mpy/run.mjs) with firmware/lib, host/tremorlift/twin/board and
 # tests/firmware/fakes on sys.path. The authority on the firmware runtime's allocation:
 #  1. App.pump() (FIFO -> ring -> notify, and RESEND serving) runs with the heap locked for
 #     hundreds of polls at 200 Hz (MPU-6050, partial frames) and 1 kHz (ICM-42688-P, full

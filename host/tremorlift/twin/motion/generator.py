@@ -1,6 +1,6 @@
 """Physics-based motion generator for a limb-worn IMU in strength training.
 
-A scenario (see :mod:`tremorlift.twin.motion_scenarios`) is a seeded timeline of limb moves:
+A scenario (see :mod:`tremorlift.twin.motion.scenarios`) is a seeded timeline of limb moves:
 eccentric and concentric phases with minimum-jerk velocity profiles (a sticking-region dip near
 failure), pauses, fatigue-driven velocity loss, unrack/rerack, fidgets and walking between sets,
 isometric holds. :func:`generate` renders it for every worn sensor on an internal grid of at least
@@ -15,7 +15,7 @@ isometric holds. :func:`generate` renders it for every worn sensor on an interna
 * tremor is a small narrow-band angular oscillation of the segment (consistent in gyro and accel,
   including its tilt of gravity) plus a linear component, with frequency wander and amplitude
   modulation;
-* the IMU model (:mod:`tremorlift.twin.motion_sensor`) adds scale/cross-axis errors, DLPF, bias,
+* the IMU model (:mod:`tremorlift.twin.motion.sensor`) adds scale/cross-axis errors, DLPF, bias,
   noise, quantisation and saturation, and racking impacts ride on top.
 
 Ground truth (interfaces.md section 6) comes from the generator's own state, never from the signal.
@@ -34,7 +34,7 @@ from numpy.polynomial import Polynomial
 from scipy import signal
 from scipy.interpolate import CubicSpline
 
-from tremorlift.twin.motion_scenarios import (
+from tremorlift.twin.motion.scenarios import (
     EXERCISES,
     PLACEMENTS,
     SCENARIOS,
@@ -48,7 +48,7 @@ from tremorlift.twin.motion_scenarios import (
     exercise_poses,
     rest_pose,
 )
-from tremorlift.twin.motion_sensor import GRAVITY_MPS2, IMU_MODELS, ImuSettings, apply_imu
+from tremorlift.twin.motion.sensor import GRAVITY_MPS2, IMU_MODELS, ImuSettings, apply_imu
 
 __all__ = [
     "SCENARIOS",

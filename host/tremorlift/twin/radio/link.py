@@ -12,8 +12,8 @@ Usage (inside a running asyncio loop)::
     central = await radio.central()          # the collector's adapter (one per radio)
     device = await radio.new_device("TL-1A2B", radio.allocate_address())
 
-``tremorlift.twin.ble_emulation`` builds MicroPython ``bluetooth.BLE`` objects on
-devices from :meth:`Radio.new_device`; ``tremorlift.twin.bleak_backend`` drives the
+``tremorlift.twin.radio.ble_emulation`` builds MicroPython ``bluetooth.BLE`` objects on
+devices from :meth:`Radio.new_device`; ``tremorlift.twin.radio.bleak_backend`` drives the
 central through bleak's API.
 
 What the radio adds to Bumble's stock controller (``TwinController``), and why:

@@ -3,7 +3,7 @@
 The wearable's firmware (``firmware/lib/tremorlift_fw/ble.py``) is written against
 MicroPython's low-level ``bluetooth.BLE`` API as it behaves on ESP32 (NimBLE, synchronous
 IRQ events). This module gives it the same API on a real Bumble host stack whose
-controller sits on the twin's virtual radio (``tremorlift.twin.radio``), so the firmware
+controller sits on the twin's virtual radio (``tremorlift.twin.radio.link``), so the firmware
 runs unchanged in CPython and a bleak central reaches it over real ATT/GATT/SMP.
 
 Typical use, inside the running asyncio loop::
@@ -80,7 +80,7 @@ from bumble.device import AdvertisingType, Connection, Device
 from bumble.gatt import Characteristic, Descriptor, Service
 from bumble.pairing import PairingConfig, PairingDelegate
 
-from tremorlift.twin.radio import REASON_REMOTE_USER_TERMINATED, Radio
+from tremorlift.twin.radio.link import REASON_REMOTE_USER_TERMINATED, Radio
 
 # MicroPython docs, library/bluetooth.rst ("The event codes are").
 _IRQ_CENTRAL_CONNECT = 1

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tremorlift.live import LiveAlert, LiveState
+from tremorlift.collect.live import LiveAlert, LiveState
 
 # A tremor meter saturates at this RMS (m/s^2): physiological tremor at rest is ~0.01-0.05,
 # fatigue tremor late in a set ~0.1-0.3.

@@ -2,7 +2,7 @@
 
 A scenario builder turns a seed into a device-independent :class:`SessionPlan`: a timeline of limb
 moves (each one "go to this pose of this exercise"), oscillations (walking, fidgeting), tremor
-episodes, impacts and the ground-truth set/rep boundaries. :mod:`tremorlift.twin.motion` renders
+episodes, impacts and the ground-truth set/rep boundaries. :mod:`tremorlift.twin.motion.generator` renders
 the plan for each worn sensor (placement, mount, asymmetry) into IMU signals.
 
 Poses are 6-vectors ``[pivot_x_m, pivot_y_m, pivot_z_m, theta_rad, phi_rad, psi_rad]`` in a

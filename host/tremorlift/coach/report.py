@@ -26,8 +26,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from tremorlift.errors import UserError  # noqa: E402
-from tremorlift.results import (  # noqa: E402
+from tremorlift.coach.results import (  # noqa: E402
     TremorSeries,
     device_results,
     recorded_samples_lost,
@@ -36,7 +35,8 @@ from tremorlift.results import (  # noqa: E402
     tremor_series,
     usable_arrays,
 )
-from tremorlift.session import SessionReader  # noqa: E402
+from tremorlift.errors import UserError  # noqa: E402
+from tremorlift.store.session import SessionReader  # noqa: E402
 
 # Okabe-Ito.
 BLUE = "#0072B2"

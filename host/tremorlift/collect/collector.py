@@ -23,9 +23,9 @@ import numpy as np
 
 from tremorlift import protocol
 from tremorlift.analysis import Engine, Event, compare_limbs
+from tremorlift.collect.live import DeviceStats, LiveAlert, LiveState
 from tremorlift.errors import UserError
-from tremorlift.live import DeviceStats, LiveAlert, LiveState
-from tremorlift.session import SessionWriter
+from tremorlift.store.session import SessionWriter
 from tremorlift.timebase import StreamTracker
 from tremorlift.transport import Link
 
@@ -587,7 +587,7 @@ class Collector:
         self.transport = transport
         self.emit_line = emit
         self.on_alert = on_alert
-        self.feedback = feedback  # tremorlift.feedback.Feedback: sound, speech, bell
+        self.feedback = feedback  # tremorlift.collect.feedback.Feedback: sound, speech, bell
         self.time_scale = time_scale  # session seconds per host second (the twin's --speed)
         self.channels: list[DeviceChannel] = []
         self.state = LiveState(session_path=str(session.path))
@@ -802,9 +802,9 @@ class CollectConfig:
     ui: bool = True
     scan_timeout_s: float = 5.0
     options: CollectOptions | None = None
-    feedback: Any = None  # tremorlift.feedback.Feedback, or None for no sound
+    feedback: Any = None  # tremorlift.collect.feedback.Feedback, or None for no sound
     # BLE without `devices`: connect only to wearables in the paired-devices file
-    # (tremorlift.pairing). The CLI sets it unless --any is given.
+    # (tremorlift.transport.pairing). The CLI sets it unless --any is given.
     paired_only: bool = False
 
 
@@ -827,7 +827,7 @@ async def _ble_targets(
             targets.append((match.name, match.address))
         return targets
     if cfg.paired_only:
-        from tremorlift.pairing import only_paired  # noqa: PLC0415
+        from tremorlift.transport.pairing import only_paired  # noqa: PLC0415
 
         found = only_paired(found, cfg.simulate)
     if not found:
@@ -912,10 +912,10 @@ async def collect(
             for name, port in targets:
                 collector.add_device(name, lambda ch, port=port: SerialLink(port, ch))
         else:
-            from tremorlift.pairing import link_options  # noqa: PLC0415
             from tremorlift.transport.ble import BleLink  # noqa: PLC0415
+            from tremorlift.transport.pairing import link_options  # noqa: PLC0415
 
-            # Pairing per connection (tremorlift.pairing.link_options): a named, unpaired wearable
+            # Pairing per connection (tremorlift.transport.pairing.link_options): a named, unpaired wearable
             # pairs on connect; twin links pair on demand (the twin's bonds live in its memory).
             for name, address in targets:
                 collector.add_device(

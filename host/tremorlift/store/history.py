@@ -104,7 +104,7 @@ def summarize(
     devices: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """A session's summary for the index from its analysis result (single or multi-sensor)."""
-    from tremorlift.results import device_results
+    from tremorlift.coach.results import device_results
 
     per_dev = device_results(result)
     names = sorted({s.get("exercise", "unknown") for r in per_dev for s in r["sets"]})
@@ -160,13 +160,13 @@ def summarize(
 
 def summarize_session(session_path: str | os.PathLike[str]) -> dict[str, Any]:
     """Open a session file and summarise it (stored analysis, or the engine run now)."""
-    from tremorlift.results import (
+    from tremorlift.coach.results import (
         recorded_samples_lost,
         samples_lost,
         session_analysis,
         usable_arrays,
     )
-    from tremorlift.session import SessionReader
+    from tremorlift.store.session import SessionReader
 
     with SessionReader(session_path) as reader:
         arrays = usable_arrays(reader)

@@ -60,7 +60,7 @@ from bumble.att import ATT_Error
 from bumble.device import Advertisement, Connection, Device, Peer
 from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 
-from tremorlift.twin.radio import Radio
+from tremorlift.twin.radio.link import Radio
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""What is on disk: session files (SQLite), CSV input, the session history."""
