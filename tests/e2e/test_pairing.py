@@ -140,10 +140,13 @@ def test_pair_then_collect_only_the_paired_wearable(tmp_path, capsys) -> None:
     assert main(["pair", "--simulate", "two-sensors", "--timeout", "1"]) == 2
     names = re.findall(r"TL-[0-9A-F]{4}", capsys.readouterr().err)
     assert len(names) == 2
-    assert main(["pair", "--simulate", "two-sensors", "--timeout", "1", "--device", names[1]]) == 0
-    assert f"paired with {names[1]}" in capsys.readouterr().out
+    pair = ["pair", "--simulate", "two-sensors", "--timeout", "1", "--device", names[1]]
+    assert main([*pair, "--name", "right-thigh"]) == 0
+    assert f"paired with right-thigh ({names[1]}, " in capsys.readouterr().out
     paired = pairing.load_paired()
     assert [w.name for w in paired] == [names[1]] and paired[0].twin
+    where = (paired[0].label, paired[0].limb, paired[0].placement)
+    assert where == ("right-thigh", "right", "thigh")
     assert _mode(pairing.paired_path()) == 0o600
     # collect now takes the paired wearable, and only it (pairing again on connect: a new twin).
     assert main(_collect_args(tmp_path, "two-sensors", "mine")) == 0
@@ -157,4 +160,5 @@ def test_pair_then_collect_only_the_paired_wearable(tmp_path, capsys) -> None:
 
     assert index_path().exists() and _mode(index_path()) == 0o600
     assert main(["pair", "--list"]) == 0
-    assert names[1] in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert names[1] in listed and "right-thigh" in listed

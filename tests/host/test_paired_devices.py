@@ -153,3 +153,102 @@ def test_history_index_is_created_for_the_user_only(tmp_path, open_umask) -> Non
     assert _mode(index_path()) == 0o600
     assert len(load_history()) == 1
     assert load_history()[0]["created_utc"] == "2026-11-22T02:00:00Z"
+
+
+def test_names_limbs_and_placements_are_recorded_and_inferred() -> None:
+    t = dt.datetime(2026, 11, 22, 2, 0, tzinfo=dt.UTC)
+    a = pairing.record_paired("C1:00:00:00:AA:AA", "TL-AAAA", label="left-forearm", now=t)
+    assert (a.label, a.limb, a.placement, a.shown_name) == (
+        "left-forearm", "left", "forearm", "left-forearm"
+    )  # fmt: skip
+    b = pairing.record_paired("C1:00:00:00:BB:BB", "TL-BBBB", label="Rechts", limb="right")
+    assert (b.limb, b.placement) == ("right", None)
+    pairing.record_paired("C1:00:00:00:CC:CC", "TL-CCCC")
+    assert pairing.sensor_names() == {
+        "C1:00:00:00:AA:AA": ("left-forearm", "left"),
+        "C1:00:00:00:BB:BB": ("Rechts", "right"),
+        "C1:00:00:00:CC:CC": ("TL-CCCC", None),
+    }
+    # Pairing again without a name keeps the name; found (and forgotten) by its name too.
+    again = pairing.record_paired("c1:00:00:00:aa:aa", "TL-AAAA")
+    assert (again.label, again.limb, again.placement) == ("left-forearm", "left", "forearm")
+    assert pairing.find(pairing.load_paired(), "", "LEFT-FOREARM") == again
+    # A file written before names existed still loads, and unnamed entries stay without the keys.
+    text = pairing.paired_path().read_text()
+    assert '"label": "Rechts"' in text and text.count('"label"') == 2
+    assert pairing.forget("left-forearm") == again
+
+
+def test_rename_a_paired_wearable() -> None:
+    pairing.record_paired("C1:00:00:00:AA:AA", "TL-AAAA", label="left-forearm")
+    pairing.record_paired("C1:00:00:00:BB:BB", "TL-BBBB")
+    r = pairing.rename("left-forearm", "right-forearm")
+    assert (r.label, r.limb, r.placement, r.address) == (
+        "right-forearm", "right", "forearm", "C1:00:00:00:AA:AA"
+    )  # fmt: skip
+    r = pairing.rename("right-forearm", "bar-arm")  # says no side: the side is kept
+    assert (r.label, r.limb) == ("bar-arm", "right")
+    r = pairing.rename("TL-BBBB", None, limb="left", placement="thigh")
+    assert (r.label, r.limb, r.placement) == (None, "left", "thigh")
+    with pytest.raises(UserError, match="already the name of bar-arm"):
+        pairing.rename("TL-BBBB", "BAR-ARM")
+    with pytest.raises(UserError, match="already the name of TL-BBBB"):
+        pairing.rename("bar-arm", "tl-bbbb")
+    with pytest.raises(UserError, match="not in the paired list"):
+        pairing.rename("TL-ZZZZ", "x")
+    assert [w.shown_name for w in pairing.load_paired()] == ["bar-arm", "TL-BBBB"]
+
+
+@pytest.mark.parametrize(
+    ("name", "limb", "message"),
+    [
+        ("left forearm", None, "not a usable name"),
+        ("left-forearm\n", None, "not a usable name"),
+        ("left\u200bforearm", None, "not a usable name"),
+        ("-left", None, "not a usable name"),
+        ("left--arm", None, "not a usable name"),
+        ("gauche-avant-bras-très", None, "not a usable name"),
+        ("x" * 25, None, "not a usable name"),
+        ("", None, "must not be empty"),
+        ("C1:00:00:00:AA:AA", None, "not a usable name"),
+        ("c1-00-00-00-aa-aa", None, "looks like a Bluetooth address"),
+        ("left-forearm", "right", "says left, but --limb says right"),
+    ],
+)
+def test_bad_names_are_refused_with_one_line(name, limb, message, capsys) -> None:
+    with pytest.raises(UserError, match=message):
+        pairing.label_settings(name, limb, None)
+    argv = ["pair", "--device", "TL-AAAA", f"--name={name}"] + (["--limb", limb] if limb else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message.split()[0] in err[0]
+    assert pairing.load_paired() == []  # nothing written, no radio started
+
+
+def test_damaged_name_fields_are_refused() -> None:
+    path = pairing.paired_path()
+    path.parent.mkdir(parents=True)
+    row = '{"address": "C1:00:00:00:AA:AA", "name": "TL-AAAA", "paired_utc": "x"'
+    for bad in ('"limb": "middle"', '"label": "a b"', '"placement": 3'):
+        path.write_text(f'{{"version": 1, "wearables": [{row}, {bad}}}]}}')
+        with pytest.raises(UserError, match="damaged paired-devices file"):
+            pairing.load_paired()
+
+
+def test_pair_cli_names_renames_and_lists(capsys) -> None:
+    pairing.record_paired("C1:00:00:00:AA:AA", "TL-AAAA", twin=True)
+    pairing.record_paired("C1:00:00:00:BB:BB", "TL-BBBB")
+    assert main(["pair", "--device", "tl-aaaa", "--name", "left-thigh"]) == 0
+    assert "renamed: left-thigh (TL-AAAA, C1:00:00:00:AA:AA, left thigh)" in capsys.readouterr().out
+    assert main(["pair", "--device", "TL-BBBB", "--name", "right-thigh"]) == 0
+    assert main(["pair", "--device", "left-thigh", "--name", "right-thigh"]) == 2
+    assert "already the name of right-thigh" in capsys.readouterr().err
+    assert main(["pair", "--list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["name", "limb", "placement", "wearable", "address", "paired"]
+    assert out[1].split()[:5] == ["left-thigh", "left", "thigh", "TL-AAAA", "C1:00:00:00:AA:AA"]
+    assert out[1].endswith("(twin)")
+    assert out[2].split()[:4] == ["right-thigh", "right", "thigh", "TL-BBBB"]
+    assert main(["pair", "--forget", "right-thigh"]) == 0
+    assert "forgot right-thigh (TL-BBBB" in capsys.readouterr().out
+    assert pairing.sensor_names() == {"C1:00:00:00:AA:AA": ("left-thigh", "left")}
