@@ -34,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from tremorlift import paths
-from tremorlift.analysis import PLACEMENTS
+from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.errors import UserError
 
 FILE_NAME = "config.toml"
-GOALS = ("power", "strength", "hypertrophy")
 
 CHANNELS = ("haptic", "sound", "speech", "screen")
 KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in CHANNELS)

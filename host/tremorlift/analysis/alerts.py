@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-GOAL_THRESHOLDS_PCT = {"power": 10.0, "strength": 20.0, "hypertrophy": 30.0}
-DEFAULT_GOAL = "strength"
+from tremorlift.analysis.contract import AlertLevel, Goal, Zone, is_goal
+
+GOAL_THRESHOLDS_PCT: dict[Goal, float] = {"power": 10.0, "strength": 20.0, "hypertrophy": 30.0}
+DEFAULT_GOAL: Goal = "strength"
 INFO_MARGIN_PCT = 5.0  # stay silent until within this many points of the threshold
 MIN_WARN_REP = 4  # the first reps of a set settle the reference; no warn before this rep
 MIN_QUALITY = 0.25  # to take part at all
@@ -24,7 +26,7 @@ PLAUSIBLE_RANGE = (0.5, 1.6)  # x the median of the last PLAUSIBLE_REPS well-mea
 PLAUSIBLE_REPS = 5
 REFERENCE_MAX_RATIO = 1.35
 # Graded zones of velocity loss (upper bounds, %), for display.
-ZONES = (
+ZONES: tuple[tuple[float, Zone], ...] = (
     (10.0, "fresh"),
     (20.0, "moderate"),
     (30.0, "high"),
@@ -42,12 +44,12 @@ def threshold_pct(goal: str | None, vl_threshold_pct: float | None) -> float:
             )
         return float(vl_threshold_pct)
     g = goal or DEFAULT_GOAL
-    if g not in GOAL_THRESHOLDS_PCT:
+    if not is_goal(g):
         raise ValueError(f"unknown goal {g!r} (choose from {', '.join(GOAL_THRESHOLDS_PCT)})")
     return GOAL_THRESHOLDS_PCT[g]
 
 
-def zone(vl_pct: float) -> str:
+def zone(vl_pct: float) -> Zone:
     for upper, name in ZONES:
         if vl_pct < upper:
             return name
@@ -56,7 +58,7 @@ def zone(vl_pct: float) -> str:
 
 @dataclass
 class VlDecision:
-    level: str  # "info" | "warn" | "stop"
+    level: AlertLevel
     velocity_loss_pct: float
     message: str
 

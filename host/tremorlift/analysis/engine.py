@@ -9,13 +9,14 @@ states, a few seconds of ring buffers, one movement period (capped) and per-set 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from scipy import signal
 
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
+from tremorlift.analysis.contract import EngineResult, EventKind
 from tremorlift.analysis.cycles import Cycle, CycleTracker
 from tremorlift.analysis.dsp import (
     StreamingBoxcar,
@@ -183,8 +184,8 @@ class Event:
     """Something the engine found: a rep, a set boundary, a tremor episode or an alert."""
 
     t_s: float
-    kind: str  # "rep" | "set_start" | "set_end" | "tremor_episode" | "alert"
-    data: dict[str, Any] = field(default_factory=dict)
+    kind: EventKind
+    data: dict[str, Any] = field(default_factory=dict)  # contract.EventData, by kind
 
 
 @dataclass
@@ -351,8 +352,8 @@ class Engine:
             self._end_set(events)
         return events
 
-    def result(self) -> dict[str, Any]:
-        return {
+    def result(self) -> EngineResult:
+        result: dict[str, Any] = {
             "sample_rate_hz": round(self.fs, 3),
             "placement": self.placement,
             "velocity_loss_threshold_pct": self.threshold_pct,
@@ -367,6 +368,7 @@ class Engine:
             "tremor_episodes": [dict(e) for e in self._episodes],
             "alerts": [dict(a) for a in self._alerts],
         }
+        return cast(EngineResult, result)  # the keys of docs/analysis-output.md
 
     # ------------------------------------------------------------------ per block
     def _process(self, t: np.ndarray, x: np.ndarray) -> list[Event]:
@@ -1082,6 +1084,7 @@ class Engine:
             "velocity_loss_pct": None,
             "reps": [],
             "time_to_tremor_onset_s": None,
+            "posture_drift_deg": 0.0,
             "stop_reason": None,
         }
         self._hold_windows = []

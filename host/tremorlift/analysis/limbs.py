@@ -2,37 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+from tremorlift.analysis.contract import Alert, AsymmetryRow, EngineResult, Set
 
 VELOCITY_ASYMMETRY_PCT = 10.0
 TREMOR_ASYMMETRY_RATIO = 1.5
 CONSISTENT_MIN_SETS = 2
 
 
-def _overlap(a: dict[str, Any], b: dict[str, Any]) -> float:
+def _overlap(a: Set, b: Set) -> float:
     return min(a["end_s"], b["end_s"]) - max(a["start_s"], b["start_s"])
 
 
-def _mean_velocity(s: dict[str, Any]) -> float | None:
-    v = [r["mean_concentric_velocity_mps"] for r in s.get("reps", [])]
+def _mean_velocity(s: Set) -> float | None:
+    v = [r["mean_concentric_velocity_mps"] for r in s["reps"]]
     return sum(v) / len(v) if v else None
 
 
 def compare_limbs(
-    left_name: str, left: dict[str, Any], right_name: str, right: dict[str, Any]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    left_name: str, left: EngineResult, right_name: str, right: EngineResult
+) -> tuple[list[AsymmetryRow], list[Alert]]:
     """Returns (per-set asymmetry rows, alerts). Sets pair up by time overlap.
 
     Velocity asymmetry is (left - right) / max(left, right) of the set's mean concentric
     velocity, in %; tremor asymmetry is the ratio of the sets' peak tremor RMS (left / right).
     An asymmetry is "consistent" when at least two paired sets lean the same way past the limit.
     """
-    rows: list[dict[str, Any]] = []
+    rows: list[AsymmetryRow] = []
     for sa in left["sets"]:
         best = max(right["sets"], key=lambda sb: _overlap(sa, sb), default=None)
         if best is None or _overlap(sa, best) <= 0:
             continue
-        row: dict[str, Any] = {
+        row: AsymmetryRow = {
             "start_s": sa["start_s"],
             "end_s": sa["end_s"],
             "kind": sa["kind"],
@@ -46,7 +46,7 @@ def compare_limbs(
         if ta and tb:
             row["tremor_ratio"] = round(ta / tb, 3)
         rows.append(row)
-    alerts: list[dict[str, Any]] = []
+    alerts: list[Alert] = []
     vel = [r["velocity_asymmetry_pct"] for r in rows if r["velocity_asymmetry_pct"] is not None]
     for sign, side, other in ((1, left_name, right_name), (-1, right_name, left_name)):
         lean = [

@@ -8,12 +8,13 @@ file read in pieces), so a long recording is never in memory at once. Both give 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
+from tremorlift.analysis.combine import combine_devices
+from tremorlift.analysis.contract import DeviceResult, EngineResult, SessionResult
 from tremorlift.analysis.engine import Engine
-from tremorlift.analysis.limbs import compare_limbs
 
 
 class SensorRecording(Protocol):
@@ -35,7 +36,7 @@ class SensorStream(Protocol):
 
 def run_engine(
     engine: Engine, t_s: np.ndarray, accel_mps2: np.ndarray, gyro_radps: np.ndarray, block_n: int
-) -> dict[str, Any]:
+) -> EngineResult:
     for i in range(0, t_s.size, block_n):
         engine.feed(t_s[i : i + block_n], accel_mps2[i : i + block_n], gyro_radps[i : i + block_n])
     engine.finish()
@@ -50,7 +51,7 @@ def analyze_recordings(
     vl_threshold_pct: float | None = None,
     alerts_enabled: bool = True,
     block_s: float = 1.0,
-) -> dict[str, Any]:
+) -> SessionResult:
     """The analyze JSON (docs/analysis-output.md). Raises ValueError for an unusable sample rate."""
     return analyze_streams(
         [_InMemory(rec, max(1, int(round(block_s * rec.sample_rate_hz)))) for rec in recordings],
@@ -81,10 +82,10 @@ def analyze_streams(
     goal: str | None = None,
     vl_threshold_pct: float | None = None,
     alerts_enabled: bool = True,
-) -> dict[str, Any]:
+) -> SessionResult:
     """As :func:`analyze_recordings`, each sensor's blocks fed to its engine as they come (the
     engine's result does not depend on the block size). Raises ValueError for an unusable rate."""
-    results: list[dict[str, Any]] = []
+    results: list[DeviceResult] = []
     for src in streams:
         engine = Engine(
             src.sample_rate_hz,
@@ -97,30 +98,5 @@ def analyze_streams(
         for t_s, accel_mps2, gyro_radps in src.blocks():
             engine.feed(t_s, accel_mps2, gyro_radps)
         engine.finish()
-        r = engine.result()
-        r["name"] = src.name
-        results.append(r)
-    return _combine(results, alerts_enabled)
-
-
-def _combine(results: list[dict[str, Any]], alerts_enabled: bool) -> dict[str, Any]:
-    """One sensor's result as it is; two or more under ``devices`` with merged episodes/alerts."""
-    first = results[0]
-    if len(results) == 1:
-        return first
-    out = {k: v for k, v in first.items() if k not in ("name",)}
-    out["devices"] = results
-    episodes: list[dict[str, Any]] = []
-    alerts: list[dict[str, Any]] = []
-    for r in results:
-        episodes += [dict(e, device=r["name"]) for e in r["tremor_episodes"]]
-        alerts += [dict(a, device=r["name"]) for a in r["alerts"]]
-    rows, asym_alerts = compare_limbs(
-        results[0]["name"], results[0], results[1]["name"], results[1]
-    )
-    out["asymmetry"] = rows
-    if alerts_enabled:
-        alerts += asym_alerts
-    out["tremor_episodes"] = sorted(episodes, key=lambda e: e["start_s"])
-    out["alerts"] = sorted(alerts, key=lambda a: a["t_s"])
-    return out
+        results.append({**engine.result(), "name": src.name})
+    return combine_devices(results, alerts_enabled=alerts_enabled)

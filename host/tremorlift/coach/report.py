@@ -26,9 +26,18 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from tremorlift.analysis.combine import device_results  # noqa: E402
+from tremorlift.analysis.contract import (  # noqa: E402
+    Alert,
+    AsymmetryRow,
+    DeviceResult,
+    SessionResult,
+    Set,
+    TremorCause,
+    TremorEpisode,
+)
 from tremorlift.coach.results import (  # noqa: E402
     TremorSeries,
-    device_results,
     recorded_samples_lost,
     samples_lost,
     session_analysis,
@@ -81,7 +90,7 @@ class ReportOutput:
 class _Sensor:
     name: str
     placement: str | None
-    result: dict[str, Any]
+    result: DeviceResult
     series: TremorSeries | None
     samples: int
     lost: int
@@ -90,12 +99,12 @@ class _Sensor:
 # ============================================================================ figures
 
 
-def _shade_sets(ax: Axes, sets: list[dict[str, Any]]) -> None:
+def _shade_sets(ax: Axes, sets: list[Set]) -> None:
     for s in sets:
         ax.axvspan(s["start_s"], s["end_s"], color="#DDDDDD", zorder=0, lw=0)
 
 
-def _shade_episodes(ax: Axes, episodes: list[dict[str, Any]]) -> None:
+def _shade_episodes(ax: Axes, episodes: list[TremorEpisode]) -> None:
     for e in episodes:
         c = e.get("cause", "other")
         ax.axvspan(
@@ -104,7 +113,7 @@ def _shade_episodes(ax: Axes, episodes: list[dict[str, Any]]) -> None:
         )  # fmt: skip
 
 
-def _cause_legend(causes: list[str]) -> list[Patch]:
+def _cause_legend(causes: list[TremorCause]) -> list[Patch]:
     handles = [Patch(facecolor="#DDDDDD", label="set or hold")]
     for c in ("fatigue", "instability", "rest", "other"):
         if c in causes:
@@ -169,7 +178,7 @@ def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
 
 
 def fig_tremor(
-    sensors: list[_Sensor], sets: list[dict[str, Any]], episodes: list[dict[str, Any]]
+    sensors: list[_Sensor], sets: list[Set], episodes: list[TremorEpisode]
 ) -> tuple[Figure, dict[str, Any]]:
     fig = Figure(figsize=(10.0, 5.5), dpi=DPI, layout="constrained")
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
@@ -286,7 +295,7 @@ def fig_recovery(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
     return fig, {"curves": drawn}
 
 
-def _set_label(sets: list[dict[str, Any]], i: int) -> str:
+def _set_label(sets: list[Set], i: int) -> str:
     """'set 2' or 'hold 1': sets and holds are numbered apart, as in the summary."""
     kind = sets[i]["kind"]
     n = sum(1 for s in sets[: i + 1] if s["kind"] == kind)
@@ -294,7 +303,7 @@ def _set_label(sets: list[dict[str, Any]], i: int) -> str:
 
 
 def fig_left_right(
-    sensors: list[_Sensor], asymmetry: list[dict[str, Any]]
+    sensors: list[_Sensor], asymmetry: list[AsymmetryRow]
 ) -> tuple[Figure, dict[str, Any]] | None:
     if len(sensors) < 2:
         return None
@@ -311,7 +320,7 @@ def fig_left_right(
     if not pairs:
         return None
 
-    def mean_v(s: dict[str, Any]) -> float:
+    def mean_v(s: Set) -> float:
         v = [r["mean_concentric_velocity_mps"] for r in s["reps"]]
         return float(np.mean(v)) if v else 0.0
 
@@ -346,7 +355,7 @@ def fig_left_right(
 
 
 def fig_alerts(
-    alerts: list[dict[str, Any]], sets: list[dict[str, Any]], duration_s: float
+    alerts: list[Alert], sets: list[Set], duration_s: float
 ) -> tuple[Figure, dict[str, Any]]:
     fig = Figure(figsize=(10.0, 3.2), dpi=DPI, layout="constrained")
     ax = fig.subplots()
@@ -392,7 +401,7 @@ def _sensor_sentence(s: _Sensor) -> str:
     return f"{s.name} on the {s.placement or 'body'}: {s.samples} samples{lost}"
 
 
-def summary_text(result: dict[str, Any], sensors: list[_Sensor], meta: dict[str, str]) -> str:
+def summary_text(result: SessionResult, sensors: list[_Sensor], meta: dict[str, str]) -> str:
     """The plain-language summary printed to stdout and put at the top of the HTML."""
     lines: list[str] = []
     dur = float(result.get("duration_s") or 0.0)
@@ -464,7 +473,7 @@ def summary_text(result: dict[str, Any], sensors: list[_Sensor], meta: dict[str,
             lines.append(
                 f"  A steady {hz:.0f} Hz shake was found while resting, not after effort. {REST_TREMOR_NOTE}"
             )
-    rec = [s.get("tremor_recovery_s") for s in sets if s.get("tremor_recovery_s") is not None]
+    rec = [r for s in sets if (r := s.get("tremor_recovery_s")) is not None]
     if rec:
         lines.append(f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median).")
     asym = [r for r in result.get("asymmetry", []) if r.get("velocity_asymmetry_pct") is not None]

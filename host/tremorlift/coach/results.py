@@ -8,11 +8,13 @@ Shared by ``report``, ``history`` and ``export``; no plotting here (matplotlib s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 
+from tremorlift.analysis.combine import combine_devices
+from tremorlift.analysis.contract import Alert, AsymmetryRow, DeviceResult, SessionResult
 from tremorlift.errors import UserError
 from tremorlift.store.session import DeviceArrays, Record, SessionReader
 
@@ -35,14 +37,6 @@ class TremorSeries:
     band_hz: tuple[float, float]
 
 
-def device_results(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-sensor results: ``result["devices"]`` for a multi-sensor analysis, else [result]."""
-    devs = result.get("devices")
-    if isinstance(devs, list) and devs:
-        return devs
-    return [result]
-
-
 def _is_engine_result(data: dict[str, Any]) -> bool:
     return isinstance(data.get("sets"), list) and isinstance(data.get("alerts"), list)
 
@@ -54,11 +48,14 @@ def _device_name(reader: SessionReader, device: int | None) -> str:
     return "session"
 
 
-def stored_analysis(reader: SessionReader) -> dict[str, Any] | None:
+def stored_analysis(reader: SessionReader) -> SessionResult | None:
     """The analysis the collector stored, combined over sensors; None if there is none.
 
-    Per device the latest ``session`` record wins, failing that the latest record of any kind
-    that has the engine's shape (a per-set record holds the state up to that set).
+    A combined result the collector stored (device None, with ``devices``) is taken as it is.
+    Otherwise, per device, the latest ``session`` record wins, failing that the latest record of
+    any kind that has the engine's shape (a per-set record holds the state up to that set); the
+    per-device results are then combined by ``analysis.combine_devices``, with the left/right
+    comparison the collector stored beside them when there is one.
     """
     best: dict[int | None, Record] = {}
     asymmetry: Record | None = None
@@ -74,42 +71,19 @@ def stored_analysis(reader: SessionReader) -> dict[str, Any] | None:
     if not best:
         return None
     if None in best and "devices" in best[None].data:
-        return dict(best[None].data)  # already combined by the collector
+        return cast(SessionResult, dict(best[None].data))  # already combined by the collector
     placements = {d.device: d.placement for d in reader.devices()}
-    results = []
+    results: list[DeviceResult] = []
     for device in sorted(best, key=lambda d: -1 if d is None else d):
         r = dict(best[device].data)
         r.setdefault("name", _device_name(reader, device))
         if r.get("placement") is None:
             r["placement"] = placements.get(device) if device is not None else None
-        results.append(r)
+        results.append(cast(DeviceResult, r))  # stored as the engine's result, as JSON
+    stored: tuple[list[AsymmetryRow], list[Alert]] | None = None
     if asymmetry is not None and len(results) >= 2:
-        return combine(results, (asymmetry.data["rows"], list(asymmetry.data.get("alerts") or [])))
-    return combine(results)
-
-
-def combine(
-    results: list[dict[str, Any]],
-    asymmetry: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """One result from per-sensor results, in the layout ``tremorlift analyze`` gives.
-    ``asymmetry``: (rows, alerts) already computed; else the first two sensors are compared."""
-    if len(results) == 1:
-        return results[0]
-    out = {k: v for k, v in results[0].items() if k != "name"}
-    out["devices"] = results
-    episodes = [dict(e, device=r["name"]) for r in results for e in r["tremor_episodes"]]
-    alerts = [dict(a, device=r["name"]) for r in results for a in r["alerts"]]
-    if asymmetry is None:
-        from tremorlift.analysis.limbs import compare_limbs
-
-        asymmetry = compare_limbs(results[0]["name"], results[0], results[1]["name"], results[1])
-    rows, asym_alerts = asymmetry
-    out["asymmetry"] = rows
-    alerts += asym_alerts
-    out["tremor_episodes"] = sorted(episodes, key=lambda e: e["start_s"])
-    out["alerts"] = sorted(alerts, key=lambda a: a["t_s"])
-    return out
+        stored = (asymmetry.data["rows"], list(asymmetry.data.get("alerts") or []))
+    return combine_devices(results, asymmetry=stored)
 
 
 @dataclass
@@ -134,7 +108,7 @@ def usable_arrays(reader: SessionReader) -> list[tuple[DeviceArrays, str | None]
 
 def offline_analysis(
     reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
-) -> dict[str, Any]:
+) -> SessionResult:
     """Run the engine over the recorded samples, as ``tremorlift analyze`` does."""
     from tremorlift.analysis import analyze_recordings
 
@@ -156,7 +130,7 @@ def offline_analysis(
 
 def session_analysis(
     reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
-) -> dict[str, Any]:
+) -> SessionResult:
     """The stored analysis if the collector saved one, else the engine's result computed now."""
     stored = stored_analysis(reader)
     return stored if stored is not None else offline_analysis(reader, arrays)

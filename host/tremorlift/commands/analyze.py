@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tremorlift.analysis import PLACEMENTS
+from tremorlift.analysis import GOALS, PLACEMENTS
+from tremorlift.analysis.contract import SessionResult
 from tremorlift.errors import UserError
 
 ORDER = 40
@@ -34,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--exercise", metavar="NAME", help="exercise name to put on the sets")
     p.add_argument(
         "--goal",
-        choices=("power", "strength", "hypertrophy"),
+        choices=GOALS,
         help="velocity-loss preset: 10/20/30 %%",
     )
     p.add_argument(
@@ -189,11 +190,13 @@ def _f(x: Any, fmt: str) -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def format_table(result: dict[str, Any]) -> str:
+def format_table(result: SessionResult) -> str:
+    from tremorlift.analysis.combine import device_results
+
     lines: list[str] = []
-    devices = result.get("devices") or [dict(result, name=None)]
-    for dev in devices:
-        if dev.get("name"):
+    several = "devices" in result
+    for dev in device_results(result):
+        if several:
             lines.append(f"== {dev['name']} ({dev.get('placement') or 'placement unknown'}) ==")
         lines.append(
             f"sample rate {dev['sample_rate_hz']:.1f} Hz, {dev['duration_s']:.1f} s, velocity-loss threshold {dev['velocity_loss_threshold_pct']:.0f} %"

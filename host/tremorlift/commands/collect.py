@@ -10,12 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-from tremorlift.analysis import PLACEMENTS
+from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
 
 ORDER = 20
-GOALS = ("power", "strength", "hypertrophy")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -71,7 +71,8 @@ def _safe(name: str) -> str:
 
 def build_tables(session: Path) -> dict[str, Table]:
     """Table name -> columns (name -> values); sample columns are numpy arrays."""
-    from tremorlift.coach.results import device_results, session_analysis, usable_arrays
+    from tremorlift.analysis.combine import device_results
+    from tremorlift.coach.results import session_analysis, usable_arrays
     from tremorlift.store.session import SessionReader
 
     tables: dict[str, Table] = {}

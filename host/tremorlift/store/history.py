@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from tremorlift import paths
+from tremorlift.analysis.contract import EngineResult, SessionResult
 from tremorlift.errors import UserError
 
 INDEX_NAME = "history.sqlite"
@@ -73,7 +74,7 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def _exercise_figures(result: dict[str, Any], exercise: str) -> dict[str, Any]:
+def _exercise_figures(result: EngineResult, exercise: str) -> dict[str, Any]:
     sets = [s for s in result["sets"] if s.get("exercise", "unknown") == exercise]
     dyn = [s for s in sets if s["kind"] == "dynamic" and s["reps"]]
     vel = [r["mean_concentric_velocity_mps"] for s in dyn for r in s["reps"]]
@@ -96,7 +97,7 @@ def _exercise_figures(result: dict[str, Any], exercise: str) -> dict[str, Any]:
 
 
 def summarize(
-    result: dict[str, Any],
+    result: SessionResult,
     *,
     created_utc: str,
     created_unix_s: float,
@@ -104,7 +105,7 @@ def summarize(
     devices: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """A session's summary for the index from its analysis result (single or multi-sensor)."""
-    from tremorlift.coach.results import device_results
+    from tremorlift.analysis.combine import device_results
 
     per_dev = device_results(result)
     names = sorted({s.get("exercise", "unknown") for r in per_dev for s in r["sets"]})
@@ -132,10 +133,8 @@ def summarize(
             a for a in result.get("asymmetry", [])
             if any(min(a["end_s"], s["end_s"]) > max(a["start_s"], s["start_s"]) for s in ex_sets)
         ]  # fmt: skip
-        va = [
-            a["velocity_asymmetry_pct"] for a in rows if a.get("velocity_asymmetry_pct") is not None
-        ]
-        tr = [a["tremor_ratio"] for a in rows if a.get("tremor_ratio") is not None]
+        va = [v for a in rows if (v := a.get("velocity_asymmetry_pct")) is not None]
+        tr = [v for a in rows if (v := a.get("tremor_ratio")) is not None]
         row["velocity_asymmetry_pct"] = _r(_mean(va), 2)
         row["tremor_ratio"] = _r(_mean(tr), 3)
         exercises[ex] = row
