@@ -129,6 +129,7 @@ fuzz: venv
 lint: venv
 	$(VENV)/bin/ruff check host tests tools firmware
 	$(VENV)/bin/ruff format --check host tests tools firmware
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(BUILD) $(STUBS) .pytest_cache

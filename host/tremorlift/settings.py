@@ -35,6 +35,7 @@ from typing import Any
 
 from tremorlift import paths
 from tremorlift.analysis import GOALS, PLACEMENTS
+from tremorlift.analysis.alerts import DEFAULT_GOAL
 from tremorlift.errors import UserError
 
 FILE_NAME = "config.toml"
@@ -42,7 +43,7 @@ FILE_NAME = "config.toml"
 CHANNELS = ("haptic", "sound", "speech", "screen")
 KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in CHANNELS)
 BUILT_IN: dict[str, Any] = {
-    "goal": "strength",
+    "goal": DEFAULT_GOAL,
     "vl_threshold_pct": None,
     "placement": None,
     "feedback.haptic": True,
@@ -73,11 +74,9 @@ class Settings:
     @property
     def threshold_pct(self) -> float:
         """The velocity-loss limit the engine will use, %."""
-        from tremorlift.analysis.alerts import GOAL_THRESHOLDS_PCT
+        from tremorlift.analysis.alerts import threshold_pct
 
-        if self.vl_threshold_pct is not None:
-            return self.vl_threshold_pct
-        return GOAL_THRESHOLDS_PCT[self.goal or BUILT_IN["goal"]]
+        return threshold_pct(self.goal, self.vl_threshold_pct)
 
     def engine_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``analysis.Engine`` (exercise, goal, vl_threshold_pct, placement)."""

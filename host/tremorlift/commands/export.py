@@ -141,8 +141,8 @@ def _write_csv(f: Any, table: Table) -> None:
 
 
 def _write_parquet(path: str, table: Table) -> None:
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     types = {"t_s": pa.float64(), "sample_index": pa.int64(), "set": pa.int64(), "rep": pa.int64()}
     arrays = []

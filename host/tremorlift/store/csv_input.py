@@ -17,7 +17,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 
@@ -261,7 +261,7 @@ class CsvStream:
             raise UserError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
         if self._gzip:
             raw.close()
-            return gzip.open(self.path, "rb")
+            return cast(IO[bytes], gzip.open(self.path, "rb"))
         return raw
 
     def _read_header(self) -> tuple[int, list[int]]:

@@ -174,6 +174,7 @@ class _Emulator:
     """What both emulators share: the register file, burst access, time and sample production."""
 
     _FIFO_DATA_REG = 0
+    _fifo: _Fifo  # each chip builds its own, with its own capacity
 
     def __init__(self, address, source):
         self.address = address

@@ -217,7 +217,9 @@ class FaultInjector:
                 self._apply_rate(f, fleet)
                 self._note(f, None, t0, speed)
         try:
-            for f in sorted((f for f in self.faults if f.at_s is not None), key=lambda f: f.at_s):
+            for f in sorted(
+                (f for f in self.faults if f.at_s is not None), key=lambda f: f.at_s or 0.0
+            ):
                 assert f.at_s is not None
                 delay_s = t0 + f.at_s / speed - time.monotonic()
                 if delay_s > 0:
@@ -256,7 +258,10 @@ class FaultInjector:
         entry["host_s"] = round(elapsed_s, 3)
         entry["device_s"] = round(elapsed_s * speed, 3)
         self.injected.append(entry)
-        self.emit(f"inject: {f.spec()}" + (f" on wearable {device + 1} ({name})" if name else ""))
+        self.emit(
+            f"inject: {f.spec()}"
+            + (f" on wearable {device + 1} ({name})" if name and device is not None else "")
+        )
 
     @staticmethod
     def _apply_rate(f: Fault, fleet: Any) -> None:
