@@ -16,7 +16,7 @@ FW_SRC := firmware
 FW_FILES := $(shell find $(FW_SRC) -name '*.py' -not -path '*/__pycache__/*')
 
 .PHONY: all venv node stubs test test-fast firmware flash typecheck-firmware lint demo bench \
-        bench-accuracy soak fuzz hardware clean
+        bench-accuracy soak fuzz hardware clean micropython-twin
 
 all: test
 
@@ -55,6 +55,40 @@ flash: firmware
 typecheck-firmware: venv node stubs
 	$(PY) tools/typecheck_firmware.py --stubs $(STUBS)
 
+# --- MicroPython twin ------------------------------------------------------------
+# MicroPython's unix port with Bluetooth on NimBLE (the host stack of the ESP32 port), built
+# with gcc and make from the vendored source beside the checkout (../shared/vendor/README.md).
+# The digital twin runs the unchanged firmware in it (host/tremorlift/twin/micropython/).
+# Built once into .cache/ (kept by `make clean`); without the source the twin's tests skip.
+# MICROPY_BLUETOOTH_USE_ZEPHYR_STATIC_ADDRESS: NimBLE reads the board's fixed static address
+# from the controller (HCI vendor command 0xFC09), so the address survives a reset as an
+# ESP32's factory address does.
+MPY_TWIN_TARBALL := ../shared/vendor/micropython-1.29-preview-unix-nimble-src.tar.xz
+MPY_TWIN_DIR := .cache/micropython-nimble
+MPY_TWIN_UNIX := $(MPY_TWIN_DIR)/src/micropython/ports/unix
+MPY_TWIN_CFLAGS := -DMICROPY_PY_BLUETOOTH_ENABLE_CENTRAL_MODE=1 -DMICROPY_BLUETOOTH_USE_ZEPHYR_STATIC_ADDRESS=1
+
+micropython-twin: $(MPY_TWIN_DIR)/.stamp
+
+$(MPY_TWIN_DIR)/.stamp: $(wildcard $(MPY_TWIN_TARBALL))
+	@if [ ! -f $(MPY_TWIN_TARBALL) ]; then \
+	  echo "note: $(MPY_TWIN_TARBALL) is not beside the checkout: the MicroPython twin is not built (its tests skip)"; \
+	else \
+	  set -e; \
+	  command -v gcc >/dev/null || { \
+	    if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq gcc make; \
+	    else echo "gcc is missing: install gcc and make (Debian/Ubuntu: apt-get install gcc make)" >&2; exit 1; fi; }; \
+	  rm -rf $(MPY_TWIN_DIR); mkdir -p $(MPY_TWIN_DIR)/src; \
+	  echo "building MicroPython's unix port with NimBLE into $(MPY_TWIN_DIR) (log: $(MPY_TWIN_DIR)/build.log)"; \
+	  tar -xJf $(MPY_TWIN_TARBALL) -C $(MPY_TWIN_DIR)/src; \
+	  MAKEFLAGS= MAKELEVEL= make -C $(MPY_TWIN_UNIX) -j$$(nproc 2>/dev/null || echo 2) VARIANT=standard \
+	    BUILD=build-nimble MICROPY_PY_BLUETOOTH=1 MICROPY_BLUETOOTH_NIMBLE=1 MICROPY_PY_BTREE=0 \
+	    MICROPY_PY_SSL=0 MICROPY_PY_FFI=0 FROZEN_MANIFEST= CFLAGS_EXTRA="$(MPY_TWIN_CFLAGS)" \
+	    >$(MPY_TWIN_DIR)/build.log 2>&1 || { tail -n 40 $(MPY_TWIN_DIR)/build.log >&2; exit 1; }; \
+	  cp $(MPY_TWIN_UNIX)/build-nimble/micropython $(MPY_TWIN_DIR)/micropython; \
+	  touch $@; \
+	fi
+
 # --- hardware --------------------------------------------------------------------
 # STLs of the case into out/hardware/ (openscad comes from apt-get when it is missing),
 # and the wiring diagrams redrawn from hardware/wiring.csv. Not under build/: `make firmware`
@@ -78,14 +112,14 @@ hardware: venv
 # at 4x speed, with the live dashboard; ends by itself in well under two minutes.
 DEMO_OUT := out/demo
 
-demo: venv
+demo: venv micropython-twin
 	@mkdir -p $(DEMO_OUT)
 	$(VENV)/bin/tremorlift collect --simulate demo --any --speed 4 --exercise squat --goal strength \
 		--summary-json $(DEMO_OUT)/summary.json
 	@echo "link and loss summary: $(DEMO_OUT)/summary.json"
 
 # --- tests -------------------------------------------------------------------------
-test: venv node stubs
+test: venv node stubs micropython-twin
 	$(MAKE) firmware
 	$(MAKE) typecheck-firmware
 	$(VENV)/bin/pytest -q
