@@ -19,7 +19,9 @@ import time
 from typing import Any
 
 import numpy as np
-from tremorlift.collect.collector import CollectConfig, CollectOptions, DeviceChannel, collect
+from tremorlift.collect.channel import DeviceChannel
+from tremorlift.collect.collector import CollectOptions
+from tremorlift.collect.setup import CollectConfig, collect
 
 CONN_INTERVAL_MS = 7.5  # what the firmware asks for and the twin's radio uses
 

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.collect.collector import CollectOptions
+from tremorlift.collect.setup import CollectConfig, collect
 from tremorlift.store.session import SessionReader
 from tremorlift.twin.radio.faults import Fault, FaultInjector
 

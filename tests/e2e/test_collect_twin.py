@@ -7,7 +7,8 @@ import asyncio
 
 import numpy as np
 import pytest
-from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.collect.collector import CollectOptions
+from tremorlift.collect.setup import CollectConfig, collect
 from tremorlift.store.session import SessionReader
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,8 @@ import logging
 
 import numpy as np
 import pytest
-from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+from tremorlift.collect.collector import CollectOptions
+from tremorlift.collect.setup import CollectConfig, collect
 from tremorlift.store.session import SessionReader
 from tremorlift.twin.radio.faults import FaultInjector, parse_inject
 

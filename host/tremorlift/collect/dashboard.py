@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tremorlift.collect.live import LiveAlert, LiveState
+from tremorlift.collect.live import LiftState, LiveAlert, LiveState
 
 # A tremor meter saturates at this RMS (m/s^2): physiological tremor at rest is ~0.01-0.05,
 # fatigue tremor late in a set ~0.1-0.3.
@@ -30,6 +30,39 @@ def _meter(fraction: float, width: int = 24) -> str:
 
 def _fmt(value: float | None, spec: str, unit: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{unit}"
+
+
+def _lift_panel(lift: LiftState, vl_threshold_pct: float | None) -> Table:
+    """One sensor's set, rep, speed, velocity loss and tremor."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    title = lift.name + (f" ({lift.limb})" if lift.limb else "")
+    grid.add_row(Text(title, style="bold underline"), "")
+    if lift.set_kind == "hold" and lift.in_set:
+        set_label = f"hold {lift.hold_number}"
+    else:
+        set_label = "-" if lift.set_number == 0 else str(lift.set_number)
+        if lift.set_number and not lift.in_set:
+            set_label += " (done)"
+    grid.add_row("set", set_label)
+    grid.add_row("rep", str(lift.rep_number) if lift.rep_number else "-")
+    grid.add_row("last rep", _fmt(lift.last_rep_velocity_mps, ".2f", " m/s"))
+    grid.add_row("best rep", _fmt(lift.best_rep_velocity_mps, ".2f", " m/s"))
+    vl = _fmt(lift.velocity_loss_pct, ".0f", " %")
+    if vl_threshold_pct is not None:
+        vl += f"  (stop at {vl_threshold_pct:.0f} %)"
+    grid.add_row("velocity loss", vl)
+    rms = lift.tremor_rms_mps2 or 0.0
+    tremor = (
+        f"|{_meter(rms / TREMOR_FULL_SCALE_MPS2, 12)}| {_fmt(lift.tremor_rms_mps2, '.3f', ' m/s2')}"
+    )
+    if lift.tremor_peak_hz is not None:
+        tremor += f" at {lift.tremor_peak_hz:.1f} Hz"
+    if lift.tremor_cause:
+        tremor += f" ({lift.tremor_cause})"
+    grid.add_row("tremor", Text(tremor))
+    return grid
 
 
 def render(state: LiveState) -> Group:
@@ -65,29 +98,22 @@ def render(state: LiveState) -> Group:
             battery,
         )
 
-    lift = Table.grid(padding=(0, 2))
-    lift.add_column(style="bold")
-    lift.add_column()
-    set_label = "-" if state.set_number == 0 else f"{state.set_number} ({state.set_kind})"
-    lift.add_row("set", set_label)
-    lift.add_row("rep", str(state.rep_number) if state.rep_number else "-")
-    lift.add_row("last rep", _fmt(state.last_rep_velocity_mps, ".2f", " m/s"))
-    lift.add_row("best rep", _fmt(state.best_rep_velocity_mps, ".2f", " m/s"))
-    vl = _fmt(state.velocity_loss_pct, ".0f", " %")
-    if state.vl_threshold_pct is not None:
-        vl += f"  (stop at {state.vl_threshold_pct:.0f} %)"
-    lift.add_row("velocity loss", vl)
-    rms = state.tremor_rms_mps2 or 0.0
-    tremor = (
-        f"|{_meter(rms / TREMOR_FULL_SCALE_MPS2)}| {_fmt(state.tremor_rms_mps2, '.3f', ' m/s2')}"
-    )
-    if state.tremor_peak_hz is not None:
-        tremor += f" at {state.tremor_peak_hz:.1f} Hz"
-    if state.tremor_cause:
-        tremor += f" ({state.tremor_cause})"
-    lift.add_row("tremor", Text(tremor))
-
-    parts: list = [links, Panel(lift, title=f"Session {state.elapsed_s:6.1f} s")]
+    lifts = Table.grid(padding=(0, 3), expand=True)
+    for _ in state.lifts or [None]:
+        lifts.add_column()
+    lifts.add_row(*[_lift_panel(lift, state.vl_threshold_pct) for lift in state.lifts] or ["-"])
+    degraded = [d for d in state.devices if d.live_degraded]
+    parts: list = [links, Panel(lifts, title=f"Session {state.elapsed_s:6.1f} s")]
+    if degraded:
+        # The live results went on over holes the link lost: say so where the lifter looks.
+        parts.append(
+            Text(
+                "link: live results computed with lost samples on "
+                + ", ".join(f"{d.name} ({d.live_holes_given_up} gaps)" for d in degraded)
+                + "; the saved session is complete where resends arrived",
+                style="bold yellow",
+            )
+        )
     latest = state.alerts[-1] if state.alerts else None
     if latest is not None and latest.level in ("warn", "stop"):
         parts.append(
@@ -99,8 +125,14 @@ def render(state: LiveState) -> Group:
     if state.alerts:
         log = Table.grid(padding=(0, 1))
         for a in state.alerts[-5:]:
+            where = (
+                a.device + (f" set {a.set}" if a.set else "") + (f" rep {a.rep}" if a.rep else "")
+            )
             log.add_row(
-                f"{a.t_s:7.1f} s", Text(a.level, style=_LEVEL_STYLE.get(a.level, "")), a.message
+                f"{a.t_s:7.1f} s",
+                Text(a.level, style=_LEVEL_STYLE.get(a.level, "")),
+                where,
+                a.message,
             )
         parts.append(Panel(log, title="Alerts"))
     if state.session_path:

@@ -138,9 +138,10 @@ def run(args: argparse.Namespace) -> int:
     # The BLE stacks log every late notification after an unsubscribe as a warning; the
     # dashboard and the summary already account for each frame.
     logging.getLogger("bumble").setLevel(logging.ERROR)
-    from tremorlift.collect.collector import CollectConfig, CollectOptions, collect
+    from tremorlift.collect.collector import CollectOptions
     from tremorlift.collect.dashboard import Dashboard, EventPrinter
     from tremorlift.collect.feedback import Feedback
+    from tremorlift.collect.setup import CollectConfig, collect
     from tremorlift.settings import effective_settings
     from tremorlift.store.history import register_session
 

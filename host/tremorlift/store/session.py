@@ -127,6 +127,17 @@ CREATE TABLE stats (
 _TABLES = ("meta", "devices", "infos", "frames", "statuses", "events", "analysis", "stats")
 
 
+def _write_problem(exc: sqlite3.Error) -> str:
+    """What a failed write means for the lifter's recording, in words."""
+    text = str(exc)
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in text:
+        return (
+            "the disk is full: recording stopped; everything recorded until the last save "
+            "(within a second) is kept in the file"
+        )
+    return f"cannot write the session ({text}); what was saved before is kept"
+
+
 def _json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, allow_nan=False, default=_json_default)
 
@@ -195,6 +206,8 @@ class SessionWriter:
             rows.update(meta or {})
             self._db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", rows.items())
             self._db.execute("COMMIT")
+            # The tables and meta into the main file at once: a copy of it alone is a session.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             with contextlib.suppress(Exception):
                 self._db.close()
@@ -209,6 +222,7 @@ class SessionWriter:
             "events": [],
             "analysis": [],
             "stats": [],
+            "meta": [],
         }
         self._n_pending = 0
         self._last_commit = clock()
@@ -319,6 +333,22 @@ class SessionWriter:
         """Link and loss figures (frames, duplicates, resends, corrupt, ...), as JSON."""
         self._queue("stats", (device, self._t(host_s), _json(data)))
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Set (or replace) one meta entry: the session's settings, sensor names, its ending."""
+        self._queue("meta", (key, value))
+
+    def checkpoint(self) -> None:
+        """Commit, then copy the write-ahead log into the main file (without blocking readers),
+        so the main file alone is whole to within the last checkpoint if the process is killed."""
+        with self._lock:
+            self._check_open()
+            self._commit_locked()
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:
+                self._error = exc
+                raise UserError(f"{self.path}: {_write_problem(exc)}") from None
+
     _INSERTS = {
         "frames": "INSERT OR IGNORE INTO frames VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         "infos": "INSERT INTO infos VALUES (" + ", ".join(["?"] * 18) + ")",
@@ -326,6 +356,7 @@ class SessionWriter:
         "events": "INSERT INTO events(device, host_s, kind, data) VALUES (?, ?, ?, ?)",
         "analysis": "INSERT INTO analysis(device, host_s, kind, result) VALUES (?, ?, ?, ?)",
         "stats": "INSERT INTO stats(device, host_s, data) VALUES (?, ?, ?)",
+        "meta": "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
     }
 
     def _queue(self, table: str, row: tuple[Any, ...]) -> None:
@@ -340,7 +371,7 @@ class SessionWriter:
         if self._closed:
             raise ValueError(f"{self.path}: session writer is closed")
         if self._error is not None:
-            raise UserError(f"{self.path}: cannot write the session: {self._error}")
+            raise UserError(f"{self.path}: {_write_problem(self._error)}")
 
     def _commit_locked(self) -> None:
         if self._n_pending:
@@ -354,13 +385,15 @@ class SessionWriter:
                                 self.frames_written += max(cur.rowcount, 0)
                     self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:  # a full disk may have rolled it back already
+                        self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 # Disk full, file removed, I/O error: the rows stay queued; every later call
-                # reports it (the recording cannot go on silently losing data).
+                # reports it (the recording cannot go on silently losing data). What was
+                # committed before stays in the file.
                 self._error = exc
-                raise UserError(f"{self.path}: cannot write the session: {exc}") from None
+                raise UserError(f"{self.path}: {_write_problem(exc)}") from None
             for rows in self._pending.values():
                 rows.clear()
             self._n_pending = 0
@@ -481,7 +514,7 @@ class SessionReader:
             r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
         if "meta" not in tables:
-            raise UserError(f"{self.path}: not a tremorlift session (no meta table)")
+            raise UserError(f"{self.path}: {self._why_no_tables()}")
         self.meta: dict[str, str] = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
         if self.meta.get("application") != APPLICATION:
             raise UserError(f"{self.path}: not a tremorlift session")
@@ -502,6 +535,27 @@ class SessionReader:
         problems = [r[0] for r in self._db.execute("PRAGMA quick_check(5)")]
         if problems != ["ok"]:
             raise UserError(f"{self.path}: damaged session file ({'; '.join(problems)})")
+
+    def _why_no_tables(self) -> str:
+        """A file with no tables: an empty session whose data sits in a missing ``-wal`` file (a
+        recording killed before its first checkpoint, copied without it), or not a session."""
+        try:
+            with self.path.open("rb") as f:
+                header = f.read(100)
+        except OSError:
+            header = b""
+        wal_mode = len(header) >= 20 and header[18] == 2 and header[19] == 2
+        ours = len(header) >= 72 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal_mode and not wal.exists():
+            return (
+                f"not a finished session file: its data is in {wal.name}, which is missing "
+                "(the recording was killed before it was saved whole); copy that file beside "
+                "it and open it again"
+            )
+        if ours:
+            return "a tremorlift session that holds nothing yet (no meta table)"
+        return "not a tremorlift session (no meta table)"
 
     @contextlib.contextmanager
     def _query(self) -> Iterator[sqlite3.Connection]:

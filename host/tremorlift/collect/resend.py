@@ -1,0 +1,133 @@
+"""Asking a wearable for the frames the link lost (RESEND, docs/protocol.md section 6).
+
+The wearable's ring keeps its last frames; the collector asks for every hole in the sequence
+numbers it has seen. One :class:`Resender` per device does the asking, both while streaming
+(:meth:`Resender.run`, woken at once when a new hole appears) and once more before STOP
+(:meth:`Resender.final`), so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tremorlift import protocol
+
+RESEND_INTERVAL_S = 0.25  # how often holes are looked for when none was reported
+# A range asked for and still missing is asked for again after this: a lost answer or a lost
+# resent frame must be asked for again well before the live analysis stops waiting for it
+# (collect/feed.py: LIVE_RESEND_WAIT_S) and before the ring lets the frame go.
+RESEND_RETRY_S = 0.15
+RESEND_TIMEOUT_S = 0.3  # RESEND is answered at once; a lost answer is not waited for long
+FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for before STOP
+MAX_REMEMBERED_REQUESTS = 10_000  # bounded memory of what was asked when
+
+Command = Callable[[bytes, float], Awaitable[protocol.Response]]
+
+
+class CommandError(Exception):
+    """A command the device answered with an error result, or did not answer."""
+
+
+class Resender:
+    """The RESEND requests of one wearable.
+
+    ``missing`` gives the holes of the current boot as (first_seq, count) and ``boot`` its
+    ordinal (``timebase.StreamTracker``); ``command`` sends one command and returns its answer
+    (raising :class:`CommandError`); ``record`` stores a session event.
+    """
+
+    def __init__(
+        self,
+        command: Command,
+        missing: Callable[[], list[tuple[int, int]]],
+        boot: Callable[[], int],
+        record: Callable[[str, dict[str, Any]], None],
+    ) -> None:
+        self._command = command
+        self._missing = missing
+        self._boot = boot
+        self._record = record
+        self._asked_at: dict[tuple[int, int], float] = {}
+        self._ring_oldest = (-1, 0)  # (boot, oldest seq the ring holds) from NOT_AVAILABLE
+        self.requests = 0
+        self.wake = asyncio.Event()  # set when a new hole appears: ask now, not at the next tick
+
+    def resendable(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The part of ``ranges`` that may still be in the wearable's ring: frames below the
+        oldest it reported holding (NOT_AVAILABLE) are gone for good and not asked again."""
+        boot, oldest = self._ring_oldest
+        if boot != self._boot():
+            return ranges
+        out = []
+        for first, count in ranges:
+            if first + count > oldest:
+                start = max(first, oldest)
+                out.append((start, first + count - start))
+        return out
+
+    async def _ask(self, first_seq: int, count: int) -> int | None:
+        """RESEND one range in protocol-sized chunks; the result of the last chunk asked, or None
+        when a chunk went unanswered (the range is asked again later)."""
+        result = None
+        for start in range(first_seq, first_seq + count, protocol.RESEND_MAX_COUNT):
+            n = min(protocol.RESEND_MAX_COUNT, first_seq + count - start)
+            try:
+                # A short timeout: a lost answer must not hold up the ranges behind it while
+                # they age out of the ring.
+                resp = await self._command(protocol.resend(start, n), RESEND_TIMEOUT_S)
+            except CommandError:
+                return None
+            self.requests += 1
+            result = resp.result
+            if resp.result == protocol.RES_BUSY:
+                return result
+            if resp.result == protocol.RES_NOT_AVAILABLE:
+                self._record("resend_unavailable", {"first_seq": start, "count": n})
+                if isinstance(resp.detail, protocol.ResendUnavailable):
+                    self._ring_oldest = (self._boot(), resp.detail.oldest_seq)
+        return result
+
+    async def run(self, stop: asyncio.Event, active: Callable[[], bool]) -> None:
+        """Ask for every hole while ``active()`` (connected and streaming) until ``stop``."""
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(self.wake.wait(), RESEND_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+            if not active():
+                continue
+            now = time.monotonic()
+            for key in self.resendable(self._missing()):
+                if now - self._asked_at.get(key, -1e9) < RESEND_RETRY_S:
+                    continue
+                self._asked_at[key] = now
+                result = await self._ask(*key)
+                if result == protocol.RES_BUSY:
+                    self._asked_at.pop(key, None)  # ask again on the next round
+                    break
+                if result is None and not active():
+                    break
+            if len(self._asked_at) > MAX_REMEMBERED_REQUESTS:
+                self._asked_at = dict(list(self._asked_at.items())[-1000:])
+            # Holes still open are looked at again after the retry time, not the full interval.
+            if self._missing():
+                await asyncio.sleep(RESEND_RETRY_S / 2)
+                self.wake.set()
+
+    async def final(self, lost: asyncio.Event) -> None:
+        """Before STOP: ask once more for every frame still missing and wait a little for them,
+        so frames lost in the last moments are not left as holes the streaming loop never saw."""
+        deadline = time.monotonic() + FINAL_RESEND_S
+        gone: set[tuple[int, int]] = set()  # answered NOT_AVAILABLE: out of the ring for good
+        while time.monotonic() < deadline and not lost.is_set():
+            missing = [r for r in self.resendable(self._missing()) if r not in gone]
+            if not missing:
+                return
+            for key in missing:
+                if await self._ask(*key) == protocol.RES_NOT_AVAILABLE:
+                    gone.add(key)
+            await asyncio.sleep(RESEND_RETRY_S)
