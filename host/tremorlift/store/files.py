@@ -10,9 +10,7 @@ from pathlib import Path
 from tremorlift.errors import UserError
 
 
-def write_atomic(
-    path: str | os.PathLike[str], data: str | bytes, *, private: bool = False
-) -> None:
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, private: bool = False) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder: written, synced
     to disk, renamed over ``path``, and the folder synced, so a crash leaves the old file or the
     new one, never half of either. The new file gets the permissions the umask gives a new
