@@ -17,16 +17,14 @@ flags. The velocity-loss limit comes from the highest layer that sets ``goal`` o
 
 The folder is platformdirs' user config dir, or ``$TREMORLIFT_CONFIG_DIR``. The file is read
 with tomllib and written by the small writer below (the values are only strings, numbers and
-booleans), atomically: a temporary file beside it, fsync, rename. A file that cannot be read or
+booleans), atomically (``store.files.write_atomic``). A file that cannot be read or
 parsed is reported as one error and never rewritten.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -227,29 +225,17 @@ class ConfigFile:
         return "\n".join(lines)
 
     def save(self) -> None:
-        """Write atomically (temporary file, fsync, rename), creating the folder if needed."""
+        """Write atomically (``store.files.write_atomic``), creating the folder if needed."""
+        from tremorlift.store.files import write_atomic
+
         text = self.dumps()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-            )
         except OSError as exc:
             raise UserError(
                 f"{self.path}: cannot write the settings file ({exc.strerror or exc})"
             ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            Path(tmp).unlink(missing_ok=True)
-            raise UserError(
-                f"{self.path}: cannot write the settings file ({exc.strerror or exc})"
-            ) from None
+        write_atomic(self.path, text)
 
 
 def _toml_value(v: Any) -> str:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ from tremorlift.coach.results import (  # noqa: E402
     usable_arrays,
 )
 from tremorlift.errors import UserError  # noqa: E402
+from tremorlift.store.files import write_atomic  # noqa: E402
 from tremorlift.store.session import SessionReader  # noqa: E402
 
 # Okabe-Ito.
@@ -495,18 +494,6 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 CAPTIONS = {
     "velocity": "Each bar is one rep's average lifting speed. The line is how much slower each rep was than the set's fastest; "
     "reps at or past the dashed limit are orange. Stopping there keeps fatigue in check.",
@@ -580,7 +567,7 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
             data = _png(fig)
             title = fig.get_suptitle()
             path = out_dir / f"{name}.png"
-            _write_atomic(path, data)
+            write_atomic(path, data)
             pngs.append(path)
             info[name] = drawn
             b64 = base64.b64encode(data).decode("ascii")
@@ -590,7 +577,7 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
             )
         page = _html_page(session.name, text, sections)
         html_path = out_dir / "report.html"
-        _write_atomic(html_path, page.encode("utf-8"))
+        write_atomic(html_path, page)
     except OSError as exc:
         raise UserError(f"{out_dir}: cannot write the report ({exc.strerror or exc})") from None
     return ReportOutput(html_path, pngs, text, info)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.analysis.contract import SessionResult
 from tremorlift.errors import UserError
+from tremorlift.store.files import write_atomic
 
 ORDER = 40
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json == "-":
             sys.stdout.write(text)
         else:
-            _write_atomic(Path(args.json), text)
+            write_atomic(args.json, text)  # OUT is complete or untouched
     else:
         sys.stdout.write(format_table(result))
     return 0
@@ -168,22 +167,6 @@ class SessionDevice:
                 f"the recording lasts only {t_prev - t_first:.2f} s: too short to analyse"
             )
         self.warnings += notes.warnings()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside OUT and rename, so OUT is never left half-written."""
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def _f(x: Any, fmt: str) -> str:

@@ -12,16 +12,15 @@ Files (in ``--out``, default ``SESSION-export/`` beside the session):
 * ``alerts``: ``device t_s level kind message``.
 
 Every file is first written to a temporary name in the output folder; only when all are complete
-are they renamed into place, so an error never leaves a half-written export.
+are they renamed into place (``store.files.StagedFiles``), so an error never leaves a half-written
+export. The files are readable by the user only, like the session they come from.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -168,24 +167,23 @@ def export(session: Path, fmt: str, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{out}: cannot create the output folder ({exc.strerror or exc})") from None
-    done: list[tuple[str, Path]] = []
+    from tremorlift.store.files import StagedFiles
+
+    finals = [out / f"{name}.{fmt}" for name in tables]
     try:
-        for name, table in tables.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
-            done.append((tmp, out / f"{name}.{fmt}"))
-            if fmt == "csv":
-                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                    _write_csv(f, table)
-            else:
-                os.close(fd)
-                _write_parquet(tmp, table)
-        for tmp, final in done:
-            os.replace(tmp, final)
+        # Private like the session itself: the tables hold the recorded samples.
+        with StagedFiles(private=True) as staged:
+            for final, table in zip(finals, tables.values(), strict=True):
+                tmp = staged.stage(final)
+                if fmt == "csv":
+                    with tmp.open("w", encoding="utf-8", newline="") as f:
+                        _write_csv(f, table)
+                else:
+                    _write_parquet(str(tmp), table)
+            staged.commit()
     except OSError as exc:
-        for tmp, _ in done:
-            Path(tmp).unlink(missing_ok=True)
         raise UserError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
-    return [final for _, final in done]
+    return finals
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from tremorlift.errors import UserError
+from tremorlift.store.files import StagedFiles
 
 ORDER = 60
 
@@ -136,33 +136,20 @@ def run(args: argparse.Namespace) -> int:
             if final.is_dir():
                 raise UserError(f"{final}: cannot write: is a directory")
 
-    # mkstemp creates 0600 files; give the outputs the usual permissions for this user's umask.
-    umask = os.umask(0)
-    os.umask(umask)
-    staged: list[tuple[str, Path]] = []
-    renamed: list[Path] = []
+    # The outputs appear together or not at all, with the permissions the umask gives.
+    staged = StagedFiles()
     try:
-        for csv_path, truth_path, rec in targets:
-            fd, tmp = tempfile.mkstemp(prefix=csv_path.name + ".", suffix=".tmp", dir=directory)
-            os.close(fd)
-            staged.append((tmp, csv_path))
-            _write_csv(Path(tmp), rec.t_s, rec.accel_mps2, rec.gyro_radps)
-            fd, tmp = tempfile.mkstemp(prefix=truth_path.name + ".", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                staged.append((tmp, truth_path))
-                json.dump(rec.truth, fh, indent=1)
-                fh.write("\n")
-        for tmp, final in staged:
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, final)
-            renamed.append(final)
+        with staged:
+            for csv_path, truth_path, rec in targets:
+                _write_csv(staged.stage(csv_path), rec.t_s, rec.accel_mps2, rec.gyro_radps)
+                with staged.stage(truth_path).open("w", encoding="utf-8") as fh:
+                    json.dump(rec.truth, fh, indent=1)
+                    fh.write("\n")
+            staged.commit()
     except OSError as exc:
-        # Leave no partial set of outputs: drop the temporaries and whatever was already renamed.
-        for path in [Path(tmp) for tmp, _ in staged] + renamed:
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass
+        # Leave no partial set of outputs: whatever a failed commit had already renamed goes too.
+        for path in staged.renamed:
+            path.unlink(missing_ok=True)
         raise UserError(f"{out}: cannot write: {exc.strerror or exc}") from None
     for csv_path, truth_path, rec in targets:
         print(

@@ -33,9 +33,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from tremorlift import paths, protocol
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.errors import UserError
+from tremorlift.store.files import write_atomic
 
 if TYPE_CHECKING:  # bleak is only imported when a radio is used
     from tremorlift.transport.ble import BleLink, FoundWearable
@@ -188,19 +187,7 @@ def _save(wearables: list[PairedWearable], path: Path) -> None:
     # Unset optional fields are left out: the file stays readable by earlier versions' readers.
     rows = [{k: v for k, v in asdict(w).items() if v is not None} for w in wearables]
     body = json.dumps({"version": FILE_VERSION, "wearables": rows}, indent=2)
-    # mkstemp creates the file 0600; the rename makes the change all-or-nothing.
-    fd, tmp = tempfile.mkstemp(prefix=".paired-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, body + "\n", private=True)  # whole or not at all, 0600
 
 
 def _check_label_free(wearables: list[PairedWearable], address: str, label: str | None) -> None:
