@@ -19,6 +19,19 @@ import numpy.typing as npt
 
 # --- versions and message types (section 1, 2) ------------------------------------------------
 VERSION = 1
+
+# --- advertising and GATT (section 2, 3) -------------------------------------------------------
+SERVICE_UUID = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+DATA_UUID = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+CONTROL_UUID = "7a1f0003-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+STATUS_UUID = "7a1f0004-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+INFO_UUID = "7a1f0005-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+NAME_PREFIX = "TL-"  # advertised name: prefix + last 4 hex digits of the MAC
+MANUFACTURER_ID = 0xFFFF  # company id of the advertised manufacturer data (for prototypes)
+# The advertised battery_pct and the STATUS battery_mv: linear between these (a LiPo cell).
+BATTERY_EMPTY_MV = 3300
+BATTERY_FULL_MV = 4150
+BATTERY_PCT_UNKNOWN = 255
 MSG_SAMPLES = 0x01
 MSG_RESPONSE = 0x02
 MSG_STATUS = 0x03
@@ -110,6 +123,11 @@ COMMAND_ARGS: dict[int, tuple[str, tuple[str, ...]]] = {
 TRANSPORT_BLE = 0
 TRANSPORT_SERIAL = 1
 RESEND_MAX_COUNT = 1024
+IDENTIFY_MAX_S = 60
+# CONFIGURE: the values every supported IMU takes (section 6); anything else is OUT_OF_RANGE.
+CONFIGURE_ODRS_HZ = (100, 200, 400, 1000)
+CONFIGURE_ACCEL_RANGES_G = (2, 4, 8, 16)
+CONFIGURE_GYRO_RANGES_DPS = (250, 500, 1000, 2000)
 BUZZ_TAP = 1
 BUZZ_WARN = 2
 BUZZ_STOP = 3
@@ -156,6 +174,13 @@ BOARD_EMULATED = 255
 BOARD_NAMES = {0: "unknown", 1: "ESP32", 2: "ESP32-S3", 3: "ESP32-C3", 255: "emulated"}
 
 STANDARD_GRAVITY_MPS2 = 9.80665
+# Beyond these a reading is not a body-worn sensor's (the same limits refuse a CSV's rows). An
+# INFO whose scale factors would let one raw count range (+-32768) decode past them is refused:
+# a real IMU's ranges (2-16 g, 250-2000 deg/s, docs/protocol.md section 6) stay within them per
+# axis at full scale (16 g; 34.9 rad/s).
+MAX_ACCEL_G = 50.0
+MAX_GYRO_RADPS = 50.0
+RAW_FULL_SCALE_COUNTS = 32768
 
 assert _SAMPLES_HEADER.size == HEADER_BYTES
 assert _STATUS.size == STATUS_BYTES
@@ -177,6 +202,15 @@ class ProtocolError(ValueError):
 
 def _flag_names(flags: int, names: dict[int, str]) -> list[str]:
     return [name for bit, name in names.items() if flags & bit]
+
+
+def battery_pct(battery_mv: int) -> int | None:
+    """Charge in % from a battery voltage, as the wearable advertises it (linear between
+    ``BATTERY_EMPTY_MV`` and ``BATTERY_FULL_MV``, rounded down); None when not measured (0)."""
+    if battery_mv <= 0:
+        return None
+    frac_x100 = 100 * (battery_mv - BATTERY_EMPTY_MV) // (BATTERY_FULL_MV - BATTERY_EMPTY_MV)
+    return min(100, max(0, frac_x100))
 
 
 # ============================================================================ dataclasses
@@ -559,6 +593,7 @@ def decode_info(msg: bytes | bytearray | memoryview) -> DeviceInfo:
         raise ProtocolError(
             "truncated", f"INFO of {len(data)} bytes is too short for its {name_len}-character name"
         )
+    _check_scale(v[11], v[12])
     raw_name = data[INFO_BASE_BYTES : INFO_BASE_BYTES + name_len]
     try:
         name = raw_name.decode("ascii")
@@ -580,6 +615,27 @@ def decode_info(msg: bytes | bytearray | memoryview) -> DeviceInfo:
         att_mtu=v[16],
         name=name,
     )
+
+
+def _check_scale(accel_lsb_per_g: int, gyro_lsb_per_dps_x10: int) -> None:
+    """ProtocolError('not_physical') when a full-scale raw count would decode past
+    ``MAX_ACCEL_G`` or ``MAX_GYRO_RADPS`` (0 = no scale, an IMU missing, stays allowed)."""
+    if accel_lsb_per_g:
+        full_g = RAW_FULL_SCALE_COUNTS / accel_lsb_per_g
+        if full_g > MAX_ACCEL_G:
+            raise ProtocolError(
+                "not_physical",
+                f"INFO accel_lsb_per_g {accel_lsb_per_g} makes full scale {full_g:.4g} g, beyond "
+                f"{MAX_ACCEL_G:g} g: not a physical reading",
+            )
+    if gyro_lsb_per_dps_x10:
+        full_radps = math.radians(RAW_FULL_SCALE_COUNTS / (gyro_lsb_per_dps_x10 / 10.0))
+        if full_radps > MAX_GYRO_RADPS:
+            raise ProtocolError(
+                "not_physical",
+                f"INFO gyro_lsb_per_dps_x10 {gyro_lsb_per_dps_x10} makes full scale "
+                f"{full_radps:.4g} rad/s, beyond {MAX_GYRO_RADPS:g} rad/s: not a physical reading",
+            )
 
 
 def decode_response(msg: bytes | bytearray | memoryview) -> Response:

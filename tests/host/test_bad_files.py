@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,11 @@ def _damaged_info(path: Path) -> None:
     _sql(path, "UPDATE infos SET raw = ?", b"\x02\x04" + bytes(30))
 
 
+def _info_not_physical(path: Path) -> None:
+    # A scale of 100 counts per g would decode a full-scale count as 327.7 g.
+    _sql(path, "UPDATE infos SET raw = ?", p.encode_info(replace(INFO, accel_lsb_per_g=100)))
+
+
 def _not_a_session(path: Path) -> None:
     path.unlink()
     _sql(path, "CREATE TABLE t(x)")
@@ -78,6 +84,7 @@ DAMAGE = {
     "newer_format": (_newer_format, "newer"),
     "damaged_frame": (_damaged_frame, "damaged frame"),
     "damaged_info": (_damaged_info, "damaged INFO"),
+    "info_not_physical": (_info_not_physical, "327.7 g, beyond 50 g"),
     "foreign_sqlite": (_not_a_session, "not a tremorlift session"),
     "binary_junk": (_text, ""),
 }

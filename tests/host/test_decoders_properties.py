@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,9 +138,12 @@ def test_status_round_trip(status: p.Status, appended: bytes) -> None:
     assert p.decode_status(data + appended) == status
 
 
+# Scale factors: 0 (no IMU) or fine enough that full scale stays physical (<= 50 g, 50 rad/s).
+accel_lsb = st.one_of(st.just(0), st.integers(656, 0xFFFF))
+gyro_lsb_x10 = st.one_of(st.just(0), st.integers(115, 0xFFFF))
 infos = st.builds(
     p.DeviceInfo,
-    st.tuples(u8, u8, u8), u8, u8, u16, u8, u16, u16, u16, u16, u8, u16, u16, u16,
+    st.tuples(u8, u8, u8), u8, u8, u16, u8, u16, u16, accel_lsb, gyro_lsb_x10, u8, u16, u16, u16,
     st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
 )  # fmt: skip
 
@@ -212,3 +217,36 @@ def test_tracker_accounts_for_every_sample_in_any_order(order: list[int], gaps: 
             )
         )
     assert t.samples_lost == t.samples_lost_on_device == 3 * len([k for k in gaps if lo < k <= hi])
+
+
+@FAST
+@given(infos, i16)
+def test_an_accepted_info_never_decodes_a_count_past_the_physical_limits(
+    info: p.DeviceInfo, count: int
+) -> None:
+    """Whatever INFO the decoder accepts, no raw count (per axis) decodes beyond 50 g or 50 rad/s."""
+    info = p.decode_info(p.encode_info(info))
+    if info.accel_lsb_per_g and info.gyro_lsb_per_dps_x10:
+        raw = np.full((1, 6), count, np.int16)
+        raw[0, 0] = raw[0, 3] = -32768
+        accel, gyro = p.raw_to_si(raw, info)
+        assert np.abs(accel).max() <= p.MAX_ACCEL_G * p.STANDARD_GRAVITY_MPS2
+        assert np.abs(gyro).max() <= p.MAX_GYRO_RADPS
+
+
+@FAST
+@given(infos, st.integers(1, 655), st.integers(1, 114))
+def test_an_info_whose_scale_is_not_physical_is_refused(
+    info: p.DeviceInfo, accel_lsb: int, gyro_lsb_x10: int
+) -> None:
+    for bad, what in (
+        ({"accel_lsb_per_g": accel_lsb}, "accel_lsb_per_g"),
+        ({"gyro_lsb_per_dps_x10": gyro_lsb_x10}, "gyro_lsb_per_dps_x10"),
+    ):
+        data = p.encode_info(replace(info, **bad))
+        try:
+            p.decode_info(data)
+        except p.ProtocolError as exc:
+            assert exc.kind == "not_physical" and what in str(exc) and "not a physical" in str(exc)
+        else:
+            raise AssertionError(f"{bad} accepted")
