@@ -1,10 +1,9 @@
-"""Velocity-loss alert policy and limb asymmetry (pure logic)."""
+"""Velocity-loss alert policy (pure logic); limb asymmetry is in test_limbs.py."""
 
 from __future__ import annotations
 
 import pytest
 from tremorlift.analysis.alerts import GOAL_THRESHOLDS_PCT, VelocityLossPolicy, threshold_pct, zone
-from tremorlift.analysis.limbs import compare_limbs
 
 
 def run(
@@ -80,29 +79,3 @@ def test_zones_are_graded() -> None:
         "very high",
         "near failure",
     ]
-
-
-def _set(start: float, mv: float, tremor: float) -> dict:
-    return {
-        "kind": "dynamic",
-        "start_s": start,
-        "end_s": start + 20,
-        "reps": [{"mean_concentric_velocity_mps": mv}] * 3,
-        "tremor_rms_max_mps2": tremor,
-    }
-
-
-def test_consistent_asymmetry_is_flagged_and_occasional_is_not() -> None:
-    left = {"sets": [_set(0, 0.60, 0.2), _set(100, 0.58, 0.2), _set(200, 0.55, 0.1)]}
-    right = {"sets": [_set(1, 0.50, 0.1), _set(101, 0.50, 0.1), _set(201, 0.55, 0.1)]}
-    rows, alerts = compare_limbs("left", left, "right", right)
-    assert [r["velocity_asymmetry_pct"] for r in rows] == pytest.approx(
-        [16.67, 13.79, 0.0], abs=0.01
-    )
-    assert [r["tremor_ratio"] for r in rows] == [2.0, 2.0, 1.0]
-    kinds = [(a["kind"], a["level"]) for a in alerts]
-    assert kinds == [("asymmetry", "warn"), ("asymmetry", "info")]
-    assert "left" in alerts[0]["message"]
-    one_off = {"sets": [_set(0, 0.60, 0.1), _set(100, 0.50, 0.1), _set(200, 0.50, 0.1)]}
-    even = {"sets": [_set(0, 0.50, 0.1), _set(100, 0.50, 0.1), _set(200, 0.50, 0.1)]}
-    assert compare_limbs("a", one_off, "b", even)[1] == []

@@ -134,7 +134,10 @@ class AsymmetryRow(TypedDict):
     start_s: float
     end_s: float
     kind: SetKind
-    velocity_asymmetry_pct: float | None  # (first - second) / max, of the mean concentric velocity
+    # exp(mean ln(v_first / v_second)) - 1 over the set's paired reps, % (analysis/limbs.py)
+    velocity_asymmetry_pct: float | None
+    velocity_asymmetry_ci_pct: list[float] | None  # its 95 % interval [low, high]
+    paired_reps: int  # reps measured well by both sensors, paired in time
     tremor_ratio: float | None  # first / second peak tremor RMS
 
 
