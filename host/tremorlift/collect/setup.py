@@ -46,6 +46,10 @@ class CollectConfig:
     scan_timeout_s: float = 5.0
     options: CollectOptions | None = None
     feedback: Any = None  # tremorlift.collect.feedback.Feedback, or None for no sound
+    # The twin's runtime (tremorlift.twin.runtime): "micropython", "cpython", or None for the
+    # MicroPython twin where it can run; fault_kinds are the --inject kinds it must take.
+    twin: str | None = None
+    fault_kinds: tuple[str, ...] = ()
     # BLE without `devices`: connect only to wearables in the paired-devices file
     # (tremorlift.transport.pairing). The CLI sets it unless --any is given.
     paired_only: bool = False
@@ -100,11 +104,17 @@ async def collect(
     if cfg.serial not in (None, "twin") and cfg.simulate is None:
         _check_port(cfg.serial)
     if cfg.simulate is not None:
-        from tremorlift.twin.wearable import TwinFleet  # noqa: PLC0415 - bumble only for the twin
+        from tremorlift.twin import runtime  # noqa: PLC0415 - bumble only for the twin
 
-        fleet = TwinFleet(
-            cfg.simulate, seed=cfg.seed, speed=cfg.speed, imu=cfg.imu,
-            transport="serial" if cfg.serial is not None else "ble", odr_hz=cfg.odr_hz or 200,
+        twin_transport = "serial" if cfg.serial is not None else "ble"
+        kind, note = runtime.choose(
+            cfg.twin, speed=cfg.speed, transport=twin_transport, fault_kinds=cfg.fault_kinds
+        )
+        if note:
+            emit(note)
+        fleet = runtime.make_fleet(
+            cfg.simulate, runtime=kind, seed=cfg.seed, speed=cfg.speed, imu=cfg.imu,
+            transport=twin_transport, odr_hz=cfg.odr_hz or 200,
         )  # fmt: skip
         await fleet.start()
         if options.duration_s is None:
@@ -154,6 +164,8 @@ async def collect(
             time_scale=scale,
         )
         _add_devices(collector, cfg, targets, transport, fleet, emit)
+        if fleet is not None:
+            collector.summary_extra["twin"] = runtime.twin_info(fleet)
         if cfg.odr_hz is not None:
             for ch in collector.channels:
                 ch.want_odr_hz = cfg.odr_hz

@@ -57,6 +57,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--speed", type=float, default=1.0, metavar="X", help="twin speed-up (default 1)"
     )
+    p.add_argument(
+        "--twin",
+        choices=("micropython", "cpython"),
+        help="with --simulate: run the firmware on the MicroPython binary with NimBLE (the "
+        "default where it is built; real time only) or inside this process (CPython; any speed)",
+    )
     p.add_argument("--seed", type=int, default=0, help="twin scenario seed (default 0)")
     p.add_argument(
         "--imu", choices=("icm42688", "mpu6050"), default="icm42688", help="twin IMU model"
@@ -125,12 +131,31 @@ def _validate(args: argparse.Namespace) -> None:
         from tremorlift.twin.radio.faults import check_faults, parse_inject
 
         check_faults(parse_inject(args.inject), serial=args.serial is not None)
+    if args.twin is not None:
+        if args.simulate is None:
+            raise UserError("--twin needs --simulate: it picks how the digital twin runs")
+        if args.twin == "micropython":
+            from tremorlift.twin import runtime
+
+            runtime.choose(
+                "micropython", speed=args.speed,
+                transport="serial" if args.serial is not None else "ble",
+                fault_kinds=_fault_kinds(args),
+            )  # fmt: skip
     if args.serial is None and not args.device and not args.any:
         # BLE takes only the user's own wearables: say how to pair before scanning for nothing.
         from tremorlift.transport.pairing import load_paired, no_paired_message
 
         if not load_paired():
             raise UserError(no_paired_message(args.simulate))
+
+
+def _fault_kinds(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.inject is None:
+        return ()
+    from tremorlift.twin.radio.faults import parse_inject
+
+    return tuple(f.kind for f in parse_inject(args.inject))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +188,7 @@ def run(args: argparse.Namespace) -> int:
         ui=not args.no_ui, options=options,
         feedback=Feedback(haptic=False, sound=settings.sound, speech=settings.speech),
         paired_only=not args.any, scan_timeout_s=args.scan_timeout,
+        twin=args.twin, fault_kinds=_fault_kinds(args),
     )  # fmt: skip
     use_dashboard = cfg.ui and sys.stdout.isatty()
     ui = Dashboard() if use_dashboard else EventPrinter()

@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 CHECKOUT = mp_build.CHECKOUT
 FIRMWARE_DIR = CHECKOUT / "firmware"
 BUILD_TOOL = CHECKOUT / "tools" / "build_firmware.py"
+_RENDER_RATE_HZ = 200.0  # generate()'s default rate, and the firmware's at boot (config.ODR_HZ)
 
 
 def chip_rate_hz(odr_hz: int) -> int:
@@ -118,6 +119,8 @@ class MicroPythonFleet:
 
     def twin_info(self) -> dict[str, Any]:
         """The summary's ``twin`` block."""
+        from tremorlift.twin.runtime import twin_info  # noqa: PLC0415
+
         return twin_info(self)
 
     async def start(self) -> None:
@@ -136,8 +139,9 @@ class MicroPythonFleet:
         image = root / "image"
         self.image_kind = await asyncio.to_thread(firmware_image, image)
         sc = await asyncio.to_thread(
-            generate, self.scenario, self.seed, imu=self.imu, short=self.short
-        )
+            generate, self.scenario, self.seed, sample_rate_hz=_RENDER_RATE_HZ, imu=self.imu,
+            short=self.short,
+        )  # fmt: skip
         self.duration_s = max(float(d.t_s[-1]) for d in sc.devices)
         self.truth = [d.truth for d in sc.devices]
         self.radio = Radio(seed=self.seed, **self.radio_kwargs)
@@ -156,10 +160,16 @@ class MicroPythonFleet:
                 address=self.radio.allocate_address(), imu=self.imu,
                 heap_bytes=self.heap_bytes, label=dev.name,
             )  # fmt: skip
-            for rate in sorted({200, chip_rate_hz(self.odr_hz)}):
-                await asyncio.to_thread(w.prepare, float(rate))
+            # The scenario's own render is the 200 Hz source (the firmware's rate at boot).
+            w.set_source(_RENDER_RATE_HZ, MotionSource.from_recording(dev, loop=self.loop_motion))
             self.wearables.append(w)
-        await asyncio.gather(*(w.start() for w in self.wearables))
+        # The boards boot (their safe-mode window alone takes 2 s) while the motion for the
+        # rate the collector will ask for is rendered.
+        rate = chip_rate_hz(self.odr_hz)
+        await asyncio.gather(
+            *(w.start() for w in self.wearables),
+            *(asyncio.to_thread(w.prepare, float(rate)) for w in self.wearables),
+        )
 
     async def close(self) -> None:
         for w in self.wearables:
@@ -169,32 +179,3 @@ class MicroPythonFleet:
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
-
-
-def connection_interval_ms(radio: Radio | None) -> float | None:
-    """The connection interval the twin's radio paces links at (ms), if it paces them."""
-    if radio is None:
-        return None
-    for attr in ("connection_interval_ms", "conn_interval_ms", "conn_event_interval_ms"):
-        value = getattr(radio, attr, None)
-        if isinstance(value, int | float):
-            return float(value)
-    return None
-
-
-def twin_info(fleet: Any) -> dict[str, Any]:
-    """The summary's ``twin`` block for either twin: which runtime ran the firmware, on which
-    MicroPython and BLE host, and the connection interval of its radio."""
-    if isinstance(fleet, MicroPythonFleet):
-        return {
-            "runtime": "micropython",
-            "micropython_version": fleet.build.version if fleet.build is not None else None,
-            "ble_host": "nimble",
-            "connection_interval_ms": connection_interval_ms(fleet.radio),
-        }
-    return {
-        "runtime": "cpython",
-        "micropython_version": None,
-        "ble_host": "emulated",
-        "connection_interval_ms": connection_interval_ms(getattr(fleet, "radio", None)),
-    }

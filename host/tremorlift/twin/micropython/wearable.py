@@ -237,6 +237,10 @@ class MicroPythonWearable:
         if key not in self._sources:
             self._sources[key] = self._make_source(key / 1000.0).prepare()
 
+    def set_source(self, rate_hz: float, source: MotionSource) -> None:
+        """Use an already rendered ``source`` for ``rate_hz``."""
+        self._sources[round(rate_hz * 1000)] = source
+
     async def _serve_fetches(self) -> None:
         assert self._fetches is not None
         while True:
