@@ -475,11 +475,16 @@ def summary_text(result: SessionResult, sensors: list[_Sensor], meta: dict[str, 
     rec = [r for s in sets if (r := s.get("tremor_recovery_s")) is not None]
     if rec:
         lines.append(f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median).")
-    asym = [r for r in result.get("asymmetry", []) if r.get("velocity_asymmetry_pct") is not None]
-    if asym and len(sensors) >= 2:
-        m = float(np.mean([r["velocity_asymmetry_pct"] for r in asym]))
-        side = sensors[0].name if m > 0 else sensors[1].name
-        lines.append(f"Left vs right: {side} moved {abs(m):.0f} % faster on average.")
+    # The session's velocity comparison, with its uncertainty (analysis/limbs.py): the faster
+    # limb named only when the difference is beyond what the sensors can tell apart.
+    verdict = [
+        a["message"]
+        for a in result["alerts"]
+        if a["kind"] == "asymmetry"
+        and ("moved faster" in a["message"] or a["message"].startswith("no velocity"))
+    ]
+    if verdict and len(sensors) >= 2:
+        lines.append(f"Left vs right: {verdict[-1]}.")
     warn = [a for a in result["alerts"] if a.get("level") in ("warn", "stop")]
     lines.append(f"Alerts: {len(result['alerts'])} in all, {len(warn)} warnings or stops.")
     return "\n".join(lines) + "\n"
