@@ -477,14 +477,14 @@ def summary_text(result: SessionResult, sensors: list[_Sensor], meta: dict[str, 
         lines.append(f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median).")
     # The session's velocity comparison, with its uncertainty (analysis/limbs.py): the faster
     # limb named only when the difference is beyond what the sensors can tell apart.
-    verdict = [
+    speed_verdicts = [
         a["message"]
         for a in result["alerts"]
         if a["kind"] == "asymmetry"
         and ("moved faster" in a["message"] or a["message"].startswith("no velocity"))
     ]
-    if verdict and len(sensors) >= 2:
-        lines.append(f"Left vs right: {verdict[-1]}.")
+    if speed_verdicts and len(sensors) >= 2:
+        lines.append(f"Left vs right: {speed_verdicts[-1]}.")
     warn = [a for a in result["alerts"] if a.get("level") in ("warn", "stop")]
     lines.append(f"Alerts: {len(result['alerts'])} in all, {len(warn)} warnings or stops.")
     return "\n".join(lines) + "\n"
