@@ -3,8 +3,9 @@
 Emulated peripherals (MicroPython ``bluetooth`` API on Bumble) notify 244-byte frames to a
 bleak client using the twin backend, over the virtual radio. A firmware-like sender backs
 off 1 ms on ENOMEM. Prints received frames/s and kB/s, ENOMEM count, sequence gaps and the
-process's CPU share, for: the raw stack (no link pacing), the default link model, two
-links, and the product's load (2 devices x 1 kHz, 19 samples per frame = 24 kB/s).
+process's CPU share, for: the raw stack (Bumble's immediate link), the paced radio at a 7.5 ms
+and a 30 ms connection interval, two links, and the product's load (2 devices x 1 kHz, 19
+samples per frame = 24 kB/s). bench/bench_radio.py measures the firmware itself on the radio.
 
 Usage: bench/bench_twin_ble.py [--seconds 3]
 """
@@ -18,12 +19,13 @@ import time
 from typing import Any
 
 from bleak import BleakClient
+from tremorlift import protocol
 from tremorlift.twin.radio.ble_emulation import BLE, UUID, create_ble
 from tremorlift.twin.radio.bleak_backend import twin_backend
 from tremorlift.twin.radio.link import Radio
 
-SERVICE = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-DATA = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"
+SERVICE = protocol.SERVICE_UUID
+DATA = protocol.DATA_UUID
 FRAME_BYTES = 244
 FLAG_NOTIFY = 0x0010
 
@@ -60,8 +62,8 @@ async def _send(ble: BLE, handle: int, rate_hz: float, seconds: float, c: dict[s
             await asyncio.sleep(0)
 
 
-async def run(devices: int, rate_hz: float, seconds: float, pdus_per_event: int | None) -> None:
-    radio = Radio(seed=1, pdus_per_event=pdus_per_event)
+async def run(devices: int, rate_hz: float, seconds: float, interval_ms: float | None) -> None:
+    radio = Radio(seed=1, connection_interval_ms=interval_ms)
     backend = twin_backend(radio)
     peripherals = [await _peripheral(radio) for _ in range(devices)]
     clients: list[BleakClient] = []
@@ -89,7 +91,7 @@ async def run(devices: int, rate_hz: float, seconds: float, pdus_per_event: int 
     wall_s, cpu_s = time.perf_counter() - t0_s, time.process_time() - cpu0_s
     frames = sum(b["n"] for b in boxes)
     rate = "max" if not rate_hz else f"{rate_hz:.1f}/s"
-    pacing = f"{pdus_per_event} per 7.5 ms" if pdus_per_event else "none"
+    pacing = f"{interval_ms:g} ms interval" if interval_ms else "none"
     print(
         f"devices={devices} send={rate} pacing={pacing}: {frames / wall_s:6.0f} frames/s "
         f"{frames * FRAME_BYTES / wall_s / 1e3:6.1f} kB/s received; sent={sum(c['sent'] for c in counters)} "
@@ -103,9 +105,10 @@ async def run(devices: int, rate_hz: float, seconds: float, pdus_per_event: int 
 
 async def main(seconds: float) -> None:
     await run(1, 0, seconds, None)
-    await run(1, 0, seconds, 3)
-    await run(2, 0, seconds, 3)
-    await run(2, 1000 / 19, seconds, 3)
+    await run(1, 0, seconds, 7.5)
+    await run(1, 0, seconds, 30.0)
+    await run(2, 0, seconds, 7.5)
+    await run(2, 1000 / 19, seconds, 30.0)
 
 
 if __name__ == "__main__":

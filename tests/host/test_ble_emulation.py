@@ -25,6 +25,15 @@ def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(coro_fn(), 20.0))
 
 
+async def until(cond: Callable[[], bool], timeout_s: float = 3.0) -> None:
+    """Wait for cond() (the paced radio carries data at its connection events)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not cond():
+        assert loop.time() < end, "timed out"
+        await asyncio.sleep(0.005)
+
+
 class Recorder:
     """An IRQ handler that copies what it is given (memoryviews die with the call)."""
 
@@ -46,8 +55,10 @@ class Recorder:
         return [d for e, d in self.events if e == event]
 
 
-async def peripheral(**kwargs: Any) -> tuple[Radio, emu.BLE, Recorder]:
-    radio = Radio(seed=3)
+async def peripheral(
+    radio_kwargs: dict[str, Any] | None = None, **kwargs: Any
+) -> tuple[Radio, emu.BLE, Recorder]:
+    radio = Radio(seed=3, **(radio_kwargs or {}))
     ble = await emu.create_ble(radio, **kwargs)
     rec = Recorder()
     ble.irq(rec)
@@ -208,7 +219,9 @@ def test_client_writes_reads_buffers_and_read_request_irq() -> None:
 
 def test_notify_pool_enomem_truncation_and_send_update() -> None:
     async def body() -> None:
-        radio, ble, rec = await peripheral(notify_buffers=4)
+        # A controller with 2 ACL buffers: 2 notifications go to it, 4 more wait in the host
+        # holding the 4 transmit buffers, and a 7th before the next connection event fails.
+        radio, ble, rec = await peripheral({"acl_buffers": 2}, notify_buffers=4)
         ((h_n,),) = ble.gatts_register_services(
             ((emu.UUID(SVC), ((emu.UUID(CHAR_A), emu.FLAG_NOTIFY | emu.FLAG_READ),)),)
         )
@@ -217,21 +230,22 @@ def test_notify_pool_enomem_truncation_and_send_update() -> None:
         got: list[bytes] = []
         await peer.subscribe(char(peer, CHAR_A), got.append)
 
-        for i in range(4):  # the pool holds 4: a 5th notification in the same tick fails
+        for i in range(6):
             ble.gatts_notify(conn, h_n, bytes([i]) * 30)
+        assert ble.tx_pending() == 4
         with pytest.raises(OSError) as full:
             ble.gatts_notify(conn, h_n, b"x")
         assert full.value.errno == errno.ENOMEM and ble.notify_enomem == 1
-        await asyncio.sleep(0.05)  # the link drains the pool
+        await until(lambda: ble.tx_pending() == 0)  # connection events drain the pool
         ble.gatts_write(h_n, b"stored")
         ble.gatts_notify(conn, h_n)  # data=None sends the stored value
-        await asyncio.sleep(0.05)
+        await until(lambda: len(got) == 7)
         # No MTU exchange: ATT_MTU 23, so 30-byte values arrive cut to 20 bytes.
-        assert got == [bytes([i]) * 20 for i in range(4)] + [b"stored"]
-        assert ble.notifications_truncated == 4
+        assert got == [bytes([i]) * 20 for i in range(6)] + [b"stored"]
+        assert ble.notifications_truncated == 6
 
         ble.gatts_write(h_n, b"update", True)  # send_update notifies the subscriber
-        await asyncio.sleep(0.05)
+        await until(lambda: len(got) == 8)
         assert got[-1] == b"update"
         with pytest.raises(OSError) as nobody:
             ble.gatts_notify(conn + 7, h_n, b"x")
@@ -262,7 +276,7 @@ def test_mtu_indicate_encryption_irqs_and_handler_errors() -> None:
         await peer.subscribe(char(peer, CHAR_A), got.append, prefer_notify=False)
         ble.gatts_write(h_i, b"ind")
         ble.gatts_indicate(conn, h_i)
-        await asyncio.sleep(0.05)
+        await until(lambda: rec.of(emu._IRQ_GATTS_INDICATE_DONE) != [])
         assert got == [b"ind"] and rec.of(emu._IRQ_GATTS_INDICATE_DONE) == [(conn, h_i, 0)]
 
         await connection.pair()

@@ -30,13 +30,15 @@ Behaviour, following MicroPython 1.2x on ESP32 (NimBLE):
   ``gatts_read`` then clears; resizing empties the value); a local ``gatts_write``
   grows the buffer.
 * ``gatts_notify(conn, handle, data=None)`` sends the stored value when ``data`` is
-  None, regardless of the client's subscription. Notifications wait in a bounded
-  transmit pool of ``notify_buffers`` entries shared by all connections (NimBLE's mbuf
-  pool); when it is full ``gatts_notify`` raises ``OSError(ENOMEM)``. The pool drains
-  at the radio's link capacity (``Radio.pdus_per_event`` per
-  ``Radio.conn_event_interval_ms``, or as the controller completes packets when
-  ``pdus_per_event`` is None); queued notifications are discarded on disconnection. A value longer than ATT_MTU - 3 is truncated
-  silently when it is transmitted, as NimBLE's ``ble_att_truncate_to_mtu`` does.
+  None, regardless of the client's subscription. The notification goes to the host stack
+  at once, and holds one of ``notify_buffers`` transmit buffers shared by all connections
+  (NimBLE's mbuf pool) until the host has handed all of it to the controller; when they are
+  all held ``gatts_notify`` raises ``OSError(ENOMEM)``. The host hands ACL packets over only
+  while the controller has free buffers, and the controller frees them at the connection
+  events that carry them (``tremorlift.twin.radio.link``), so this back-pressure follows the
+  radio's connection interval and per-event budget as on a board; notifications still in the
+  host are discarded on disconnection. A value longer than ATT_MTU - 3 is truncated
+  silently, as NimBLE's ``ble_att_truncate_to_mtu`` does.
 * Permission flags: a characteristic without read (write) flags answers Read (Write)
   Not Permitted; ``FLAG_READ_ENCRYPTED``/``FLAG_WRITE_ENCRYPTED`` map to Bumble's
   READ/WRITE_REQUIRES_ENCRYPTION so an unencrypted access gets ATT error 0x0F from
@@ -229,9 +231,9 @@ class _Link:
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.tx_queue: deque[bytes] = deque()
-        self.wake = asyncio.Event()
-        self.drain_task: asyncio.Task[None] | None = None
+        # Notifications not yet wholly handed to the controller: for each, the count of ACL
+        # packets the host had queued when its last packet went in (see BLE._release_tx).
+        self.held: deque[int] = deque()
         self.pairing = False
         self.bonded = False
 
@@ -295,7 +297,6 @@ class BLE:
         self._le_secure = False
         self._mitm = False
         self._io = PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT
-        self._tx_in_use = 0
         self._ops: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
         self._worker = asyncio.get_running_loop().create_task(self._run_ops())
         # Observability for tests and the twin's reports.
@@ -540,15 +541,20 @@ class BLE:
             raise _mp_oserror(errno.ENOTCONN)
         value = self._value(value_handle)
         payload = bytes(value.data) if data is None else bytes(data)
-        if self._tx_in_use >= self.notify_buffers:
+        if self.tx_pending() >= self.notify_buffers:
             self.notify_enomem += 1
             raise _mp_oserror(errno.ENOMEM)
-        self._tx_in_use += 1
+        connection = link.connection
+        pdu = struct.pack("<BH", _ATT_HANDLE_VALUE_NOTIFICATION, value_handle) + payload
+        if len(pdu) > connection.att_mtu:  # opcode + handle + ATT_MTU - 3 bytes
+            pdu = pdu[: connection.att_mtu]
+            self.notifications_truncated += 1
         self.notifications_queued += 1
-        link.tx_queue.append(
-            struct.pack("<BH", _ATT_HANDLE_VALUE_NOTIFICATION, value_handle) + payload
-        )
-        link.wake.set()
+        self._device.send_l2cap_pdu(connection.handle, att.ATT_CID, pdu)
+        self.notifications_sent += 1
+        queue = self._acl_queue()
+        if queue is not None:
+            link.held.append(queue.queued)
 
     def gatts_indicate(self, conn_handle: int, value_handle: int, data: Any = None, /) -> None:
         self._require_active()
@@ -592,16 +598,31 @@ class BLE:
         return list(self._links)
 
     def tx_pending(self) -> int:
-        """Notifications waiting in the transmit pool."""
-        return self._tx_in_use
+        """Notifications holding transmit buffers (not yet handed to the controller)."""
+        queue = self._acl_queue()
+        # The host's queue sends in order: packets queued minus those still waiting in it
+        # is how many it has handed to the controller. (One counter for all connections: a
+        # wearable serves one central at a time.)
+        handed = 0 if queue is None else queue.queued - len(queue._packets)
+        held = 0
+        for link in self._links.values():
+            while link.held and link.held[0] <= handed:
+                link.held.popleft()
+            held += len(link.held)
+        return held
+
+    def tx_idle(self) -> bool:
+        """True when every notification sent has been carried (controller buffers free too)."""
+        queue = self._acl_queue()
+        return self.tx_pending() == 0 and (queue is None or queue.pending == 0)
+
+    def _acl_queue(self) -> Any:
+        return self._device.host.le_acl_packet_queue
 
     async def close(self) -> None:
         """Stop the emulation's tasks (the radio keeps the Bumble device)."""
-        tasks = [link.drain_task for link in self._links.values() if link.drain_task is not None]
-        tasks.append(self._worker)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._worker.cancel()
+        await asyncio.gather(self._worker, return_exceptions=True)
 
     # --- internals --------------------------------------------------------------------
     def _require_active(self) -> None:
@@ -715,7 +736,6 @@ class BLE:
         link = _Link(connection)
         self._links[connection.handle] = link
         self._advertising = False  # the controller stops advertising on connection
-        link.drain_task = asyncio.get_running_loop().create_task(self._drain(link))
         connection.on(
             connection.EVENT_DISCONNECTION, lambda reason: self._on_disconnection(link, reason)
         )
@@ -742,11 +762,8 @@ class BLE:
         if self._links.get(connection.handle) is not link:
             return
         del self._links[connection.handle]
-        # Queued notifications die with the connection; their buffers return to the pool.
-        self._tx_in_use -= len(link.tx_queue)
-        link.tx_queue.clear()
-        if link.drain_task is not None:
-            link.drain_task.cancel()
+        # Notifications still in the host die with the connection; their buffers come back.
+        link.held.clear()
         self._irq(_IRQ_CENTRAL_DISCONNECT, self._addr_tuple(connection))
 
     def _on_parameters_update(self, connection: Connection) -> None:
@@ -788,48 +805,6 @@ class BLE:
             _IRQ_ENCRYPTION_UPDATE,
             (connection.handle, int(encrypted), int(authenticated), int(link.bonded), key_size),
         )
-
-    async def _drain(self, link: _Link) -> None:
-        """Hand queued notifications to the stack at the radio's link capacity.
-
-        Paced mode: up to ``pdus_per_event`` per connection event, events every
-        ``conn_event_interval_ms`` on a fixed schedule (a late wake-up sends the events it
-        missed, as a controller with queued data would). Unpaced mode: a batch goes out
-        only when the controller has completed the previous one, so the pool still
-        measures what the radio has really carried.
-        """
-        radio = self._radio
-        connection = link.connection
-        loop = asyncio.get_running_loop()
-        while True:
-            await link.wake.wait()
-            link.wake.clear()
-            next_event_s = loop.time()
-            while link.tx_queue:
-                per_event = radio.pdus_per_event
-                if per_event:
-                    interval_s = radio.conn_event_interval_ms / 1000.0
-                    now_s = loop.time()
-                    if now_s < next_event_s:
-                        await asyncio.sleep(next_event_s - now_s)
-                        now_s = loop.time()
-                    events = 1 + int((now_s - next_event_s) / interval_s)
-                    next_event_s += events * interval_s
-                    budget = events * per_event
-                else:
-                    budget = len(link.tx_queue)
-                while link.tx_queue and budget > 0:
-                    pdu = link.tx_queue.popleft()
-                    self._tx_in_use -= 1
-                    budget -= 1
-                    limit = connection.att_mtu  # opcode + handle + ATT_MTU - 3 bytes
-                    if len(pdu) > limit:
-                        pdu = pdu[:limit]
-                        self.notifications_truncated += 1
-                    self._device.send_l2cap_pdu(connection.handle, att.ATT_CID, pdu)
-                    self.notifications_sent += 1
-                if not per_event:
-                    await connection.drain()
 
 
 async def create_ble(
