@@ -46,7 +46,8 @@ def make(chip: str, address: int = 0x68, source=None):
     bus = FakeI2C()
     emu = make_emulator(chip, address, source)
     bus.attach(emu)
-    driver = drivers.detect(bus, (address,), sleep_ms=no_sleep)
+    # While the driver waits (a reset, the sensors' start-up) the chip's time passes.
+    driver = drivers.detect(bus, (address,), sleep_ms=lambda ms: emu.advance(ms * 1000))
     assert driver is not None
     return bus, emu, driver
 

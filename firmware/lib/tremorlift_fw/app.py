@@ -119,7 +119,11 @@ class App:
         self.imu_reinits = 0
         self.imu_fault = False
         self.battery_mv = 0
-        self.uptime_ms = 0
+        # Uptime as whole seconds plus the milliseconds after them: one count of milliseconds
+        # would pass 2^30 (a small int's limit on the board) after 12.4 days and then allocate
+        # a long integer at every loop.
+        self.uptime_s = 0
+        self._uptime_ms_part = 0
         # Transports.
         self.ble = None
         if ble is not None:
@@ -291,8 +295,12 @@ class App:
         """BLE events, control writes, serial commands, status and detection timers, reboot."""
         clock = self.clock
         now_ms = clock.ticks_ms()
-        self.uptime_ms += clock.ticks_diff(now_ms, self._last_ms)
+        part = self._uptime_ms_part + clock.ticks_diff(now_ms, self._last_ms)
         self._last_ms = now_ms
+        if part >= 1000:
+            self.uptime_s += part // 1000
+            part %= 1000
+        self._uptime_ms_part = part
         if self.wdt is not None:
             self.wdt.feed()
         ble = self.ble
@@ -409,7 +417,7 @@ class App:
             offset,
             self.status_flags(),
             self.battery_mv,
-            self.uptime_ms // 1000,
+            self.uptime_s,
             self.sampler.fifo_overflows,
             self.ring.frames_dropped,
             self.notify_backoffs,

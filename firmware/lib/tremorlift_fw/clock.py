@@ -28,5 +28,7 @@ class BoardClock:
     def ticks_add(self, a, delta):
         return time.ticks_add(a, delta)
 
-    async def sleep_ms(self, ms):
-        await asyncio.sleep_ms(ms)
+    def sleep_ms(self, ms):
+        # Not a coroutine: an `async def` would allocate a generator (about 96 bytes) at every
+        # call. asyncio.sleep_ms returns MicroPython's preallocated singleton, awaited as is.
+        return asyncio.sleep_ms(ms)

@@ -27,6 +27,9 @@ _FLAG_STREAM_START = const(4)
 _ONE_SECOND_US = const(1_000_000)
 _POLL_INTERVAL_US = config.POLL_INTERVAL_MS * 1000
 _FRAME_MAX_AGE_US = config.FRAME_MAX_AGE_MS * 1000
+# ticks_diff of two ticks_us values is only right within 2^29 us (8.9 min): longer gaps (an IMU
+# missing for minutes) are measured in milliseconds, good for 2^29 ms (6.2 days).
+_LONG_GAP_MS = const(300_000)
 
 
 class Sampler:
@@ -42,6 +45,7 @@ class Sampler:
         self.samples_lost = 0  # estimated, across all gaps
         self._flags = 0  # flags for the next frame
         self._last_empty_us = 0  # tick of the last read that left the FIFO empty
+        self._last_empty_ms = 0  # the same moment in ticks_ms (for gaps longer than 8.9 min)
         self._read_since_empty = 0  # samples read since then
         self._newest_us = 0  # tick of the newest sample read (the FIFO was drained then)
         self._open_n = 0  # samples in the partly filled frame at ring.claim(), not committed
@@ -53,6 +57,7 @@ class Sampler:
         imu.fifo_start()
         self._flags = _FLAG_STREAM_START
         self._last_empty_us = self.clock.ticks_us()
+        self._last_empty_ms = self.clock.ticks_ms()
         self._newest_us = self._last_empty_us
         self._read_since_empty = 0
         self._open_n = 0
@@ -67,18 +72,28 @@ class Sampler:
         self.flush()
         self.imu = imu
         self.period_us = _ONE_SECOND_US // imu.odr_hz
-        self._gap(self.clock.ticks_us())
+        # The FIFO restarts first (a driver may wait out its sensors' start-up there), so the
+        # gap covers everything up to the first sample the FIFO will hold.
         imu.fifo_start()
+        self._gap(self.clock.ticks_us())
 
     def _gap(self, now_us):
-        elapsed_us = self.clock.ticks_diff(now_us, self._last_empty_us)
-        lost = elapsed_us // self.period_us - self._read_since_empty
+        clock = self.clock
+        now_ms = clock.ticks_ms()
+        elapsed_ms = clock.ticks_diff(now_ms, self._last_empty_ms)
+        if elapsed_ms < _LONG_GAP_MS:
+            produced = clock.ticks_diff(now_us, self._last_empty_us) // self.period_us
+        else:
+            rate_hz = _ONE_SECOND_US // self.period_us
+            produced = (elapsed_ms // 1000) * rate_hz + (elapsed_ms % 1000) * rate_hz // 1000
+        lost = produced - self._read_since_empty
         if lost > 0:
             self.next_sample_index += lost
             self.samples_lost += lost
         self.gaps += 1
         self._flags |= _FLAG_GAP_BEFORE
         self._last_empty_us = now_us
+        self._last_empty_ms = now_ms
         self._read_since_empty = 0
 
     @property
@@ -151,6 +166,7 @@ class Sampler:
             break
         self._finish(group_seq, group_flags, self._newest_us)
         self._last_empty_us = clock.ticks_us()
+        self._last_empty_ms = clock.ticks_ms()
         self._read_since_empty = 0
         return made
 

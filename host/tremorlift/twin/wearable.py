@@ -17,6 +17,7 @@ import asyncio
 import errno
 import os
 import sys
+import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -35,8 +36,14 @@ BATTERY_MV = 3950  # a charged cell, part way down
 IMUS = {"icm42688": Icm42688Emulator, "mpu6050": Mpu6050Emulator}
 
 
-def _no_sleep(_ms: int) -> None:
-    return None
+def _blocking_sleep(clock: EmulatedClock) -> Callable[[int], None]:
+    """The drivers' time.sleep_ms: blocks the board (the loop) for that much device time, so
+    the emulated IMU, clocked by the device clock, lives through it (a sensor's start-up)."""
+
+    def sleep_ms(ms: int) -> None:
+        time.sleep(clock.host_seconds(ms))
+
+    return sleep_ms
 
 
 def _micropython_shim() -> types.ModuleType:
@@ -290,7 +297,7 @@ class TwinWearable:
             serial=self.serial,
             board_kind=fw.BOARD_EMULATED,
             machine_reset=self._machine_reset,
-            imu_sleep_ms=_no_sleep,  # the emulated chip resets at once
+            imu_sleep_ms=_blocking_sleep(self.clock),
         )
         self.app.begin()
         self.name = self.app.name
@@ -389,7 +396,9 @@ class TwinFleet:
         self.duration_s = max(float(d.t_s[-1]) for d in sc.devices)
         self.truth = [d.truth for d in sc.devices]
         if self.transport == "ble":
-            self.radio = Radio(seed=self.seed, **self.radio_kwargs)
+            # The radio's connection events keep to the wearables' clock (--speed).
+            kwargs = {"time_scale": self.speed, **self.radio_kwargs}
+            self.radio = Radio(seed=self.seed, **kwargs)
         for i, dev in enumerate(sc.devices):
             clock = EmulatedClock(
                 self.speed, drift_ppm=(20.0 if i == 0 else -35.0), start_us=1_000_000 * (i + 1)

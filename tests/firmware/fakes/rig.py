@@ -66,8 +66,12 @@ class Rig:
         boot_id=0x1234,
         battery_mv=3900,
         bond_store=None,
+        clock=None,
+        imu_sleep_ms=no_sleep,
     ):
-        self.clock = machine_emulation.ManualClock(start_us)
+        # clock: any object with ManualClock's interface (advance_ms, ticks_*); imu_sleep_ms:
+        # the drivers' blocking sleep (by default time stands still while they wait).
+        self.clock = machine_emulation.ManualClock(start_us) if clock is None else clock
         machine_emulation.set_clock(self.clock)
         self.bus = imu_emulator.FakeI2C()
         if imu == "mpu6050":
@@ -108,7 +112,7 @@ class Rig:
             wdt=self.wdt,
             boot_id=boot_id,
             ring_frames=ring_frames,
-            imu_sleep_ms=no_sleep,
+            imu_sleep_ms=imu_sleep_ms,
             bond_store=bond_store,
         )
         self.app.begin()

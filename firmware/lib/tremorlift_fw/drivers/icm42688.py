@@ -17,6 +17,13 @@ skipped and counted in invalid_samples. A header without both the accel and the 
 with the 20-bit flag) means the reader lost the packet boundaries: the FIFO is reset and the gap
 reported like an overflow.
 
+Start-up: the first samples after the sensors are switched on are not valid yet (DS-000347
+Table 1: gyroscope start-up time 30 ms from sleep to valid data; Table 2: accelerometer 10 ms).
+TDK's own driver (Icm426xxDefs.h) takes 60 ms (gyro) and 20 ms (accel) before it reports data
+as correct. So the first fifo_start() after init() waits until 60 ms after the sensors went on
+and flushes the FIFO after that: nothing from the start-up reaches a frame. (Without a clock the
+wait is the whole 60 ms; it happens once per init, at START or after a re-initialisation.)
+
 Overflow: INT_STATUS.FIFO_FULL_INT (or a count at the 2048-byte capacity) -> the FIFO is flushed
 (SIGNAL_PATH_RESET.FIFO_FLUSH) and read_fifo returns -1.
 """
@@ -69,6 +76,7 @@ _HEADER_20 = const(0x10)  # 20-bit packet (never enabled here)
 
 _RESET_WAIT_MS = const(1)  # after SOFT_RESET_CONFIG
 _MODE_WAIT_MS = const(1)  # no register writes for 200 us after a PWR_MGMT0 change
+_STARTUP_MS = const(60)  # sensors on -> valid data (TDK's driver; datasheet: gyro 30 ms)
 
 # GYRO_ODR / ACCEL_ODR codes (same table for both).
 _ODR_CODES = {50: 0x09, 100: 0x08, 200: 0x07, 500: 0x0F, 1000: 0x06}
@@ -94,6 +102,7 @@ class ICM42688(FifoImu):
         super().__init__(i2c, address, sleep_ms=sleep_ms)
         self._level = bytearray(3)  # INT_STATUS, FIFO_COUNTH, FIFO_COUNTL in one burst
         self._fifo_capacity = _FIFO_BYTES
+        self._starting = False  # sensors switched on by init(), start-up not yet waited out
 
     def init(self):
         """Check WHO_AM_I, soft-reset, little-endian data, accel + gyro low-noise mode."""
@@ -108,6 +117,7 @@ class ICM42688(FifoImu):
             raise OSError(_EIO, "IMU not ready")
         self._write(_INTF_CONFIG0, _INTF_LITTLE_ENDIAN_BYTES)
         self._write(_PWR_MGMT0, _PWR_GYRO_ACCEL_LN)
+        self._starting = True
         self._sleep_ms(_MODE_WAIT_MS)
         self._reapply_config()
 
@@ -127,7 +137,11 @@ class ICM42688(FifoImu):
         self._write(_GYRO_ACCEL_CONFIG0, (filter_code << 4) | filter_code)
 
     def fifo_start(self):
-        """Flush the FIFO and stream accel + gyro packets into it."""
+        """Flush the FIFO and stream accel + gyro packets into it (after the sensors' start-up
+        time, the first time after init())."""
+        if self._starting:
+            self._starting = False
+            self._sleep_ms(_STARTUP_MS - _MODE_WAIT_MS)
         self._write(_FIFO_CONFIG1, _FIFO_ACCEL_GYRO_TEMP_TMST)
         self._write(_FIFO_CONFIG, _FIFO_MODE_STREAM)
         self._write(_SIGNAL_PATH_RESET, _FIFO_FLUSH)

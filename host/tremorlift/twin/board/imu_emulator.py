@@ -478,6 +478,13 @@ _ICM_ODR = (
 _ICM_GYRO_LSB_PER_DPS = (16.4, 32.8, 65.5, 131.0, 262.0, 524.3, 1048.6, 2097.2)  # by FS_SEL
 _ICM_FIFO_BYTES = 2048
 _ICM_INVALID = -32768  # sensor data value of a sensor that is off or not ready
+# Start-up from off to valid data (DS-000347 Table 1: gyroscope 30 ms; Table 2: accelerometer
+# 10 ms). Samples taken before then carry a settling error that decays linearly to zero here:
+# up to _ICM_STARTUP_GYRO_RADPS and _ICM_STARTUP_ACCEL_MPS2 on every axis.
+_ICM_GYRO_STARTUP_US = 30_000
+_ICM_ACCEL_STARTUP_US = 10_000
+_ICM_STARTUP_GYRO_RADPS = 0.5
+_ICM_STARTUP_ACCEL_MPS2 = 2.0
 
 
 class Icm42688Emulator(_Emulator):
@@ -493,6 +500,10 @@ class Icm42688Emulator(_Emulator):
     Full FIFO: DS-000347 counts packets that could not be written in FIFO_LOST_PKT0/1 and flags
     INT_STATUS.FIFO_FULL_INT; the emulator drops each packet that does not fit whole, counts it
     there and raises FIFO_FULL_INT (also when the FIFO becomes exactly full).
+    Start-up: after a sensor is switched on (PWR_MGMT0), its samples settle for the datasheet's
+    start-up time (accel 10 ms, gyro 30 ms) with a decaying error added (``startup_samples``
+    counts the samples produced so); time passes for it in ``advance`` whether or not the FIFO
+    is on.
     Rate: the gyro ODR when the gyro is on, else the accel ODR. Not emulated: the 20-byte
     high-resolution packet 4 (FIFO_HIRES_EN), accel low-power averaging, APEX, banks 1-4 beyond
     storing their registers.
@@ -510,6 +521,9 @@ class Icm42688Emulator(_Emulator):
         self._count_latch = 0
         self._odr_changed = 0
         self.fifo_lost_packets = 0
+        self._gyro_on_us = _ICM_GYRO_STARTUP_US  # time since the gyro was switched on
+        self._accel_on_us = _ICM_ACCEL_STARTUP_US
+        self.startup_samples = 0  # samples produced before both sensors had settled
         self.reset()
 
     def reset(self) -> None:
@@ -539,6 +553,35 @@ class Icm42688Emulator(_Emulator):
         reg = _ICM_GYRO_CONFIG0 if gyro_on or not accel_on else _ICM_ACCEL_CONFIG0
         return _ICM_ODR[self.regs[reg] & 0x0F]
 
+    def advance(self, dt_us: int) -> int:
+        if dt_us > 0 and not self._producing():
+            # The sensors settle whether or not anything goes into the FIFO.
+            self._gyro_on_us = min(_ICM_GYRO_STARTUP_US, self._gyro_on_us + dt_us)
+            self._accel_on_us = min(_ICM_ACCEL_STARTUP_US, self._accel_on_us + dt_us)
+        return super().advance(dt_us)
+
+    def _settle(self, values):
+        # The start-up error of the sample now produced; one sample period passes.
+        gyro_left = _ICM_GYRO_STARTUP_US - self._gyro_on_us
+        accel_left = _ICM_ACCEL_STARTUP_US - self._accel_on_us
+        if gyro_left <= 0 and accel_left <= 0:
+            return values
+        num, den = self._rate()
+        period_us = den * _ONE_SECOND_US // num
+        self.startup_samples += 1
+        out = list(values)
+        if accel_left > 0:
+            err = _ICM_STARTUP_ACCEL_MPS2 * accel_left / _ICM_ACCEL_STARTUP_US
+            for axis in range(3):
+                out[axis] += err
+        if gyro_left > 0:
+            err = _ICM_STARTUP_GYRO_RADPS * gyro_left / _ICM_GYRO_STARTUP_US
+            for axis in range(3, 6):
+                out[axis] += err
+        self._gyro_on_us = min(_ICM_GYRO_STARTUP_US, self._gyro_on_us + period_us)
+        self._accel_on_us = min(_ICM_ACCEL_STARTUP_US, self._accel_on_us + period_us)
+        return out
+
     def _producing(self):
         regs = self.regs
         accel_on, gyro_on = self._modes()
@@ -559,6 +602,7 @@ class Icm42688Emulator(_Emulator):
     def _produce(self, values):
         regs = self.regs
         accel_on, gyro_on = self._modes()
+        values = self._settle(values)
         big = bool(regs[_ICM_INTF_CONFIG0] & 0x10)
         accel_lsb_per_mps2 = (2048 << (regs[_ICM_ACCEL_CONFIG0] >> 5 & 3)) / GRAVITY_MPS2
         gyro_lsb_per_radps = _ICM_GYRO_LSB_PER_DPS[regs[_ICM_GYRO_CONFIG0] >> 5] * _DPS_PER_RADPS
@@ -651,6 +695,14 @@ class Icm42688Emulator(_Emulator):
             if (regs[reg] ^ value) & 0x0F:
                 self._odr_changed |= 0x01 if reg == _ICM_GYRO_CONFIG0 else 0x02
             regs[reg] = value
+        elif reg == _ICM_PWR_MGMT0:
+            was_accel, was_gyro = self._modes()
+            regs[reg] = value
+            accel_on, gyro_on = self._modes()
+            if gyro_on and not was_gyro:
+                self._gyro_on_us = 0
+            if accel_on and not was_accel:
+                self._accel_on_us = 0
         elif _ICM_READ_ONLY_LOW <= reg <= _ICM_READ_ONLY_HIGH or reg == _ICM_WHO_AM_I:
             pass
         elif reg == _ICM_FIFO_LOST_PKT0 or reg == _ICM_FIFO_LOST_PKT0 + 1:
