@@ -252,3 +252,7 @@ def test_pair_cli_names_renames_and_lists(capsys) -> None:
     assert main(["pair", "--forget", "right-thigh"]) == 0
     assert "forgot right-thigh (TL-BBBB" in capsys.readouterr().out
     assert pairing.sensor_names() == {"C1:00:00:00:AA:AA": ("left-thigh", "left")}
+    # Over USB serial the address is the port: the name the wearable reports finds it.
+    assert pairing.sensor_name("c1:00:00:00:aa:aa", "TL-XXXX") == ("left-thigh", "left")
+    assert pairing.sensor_name("/dev/ttyACM0", "tl-aaaa") == ("left-thigh", "left")
+    assert pairing.sensor_name("/dev/ttyACM0", "TL-CCCC") == ("TL-CCCC", None)

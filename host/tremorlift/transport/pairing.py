@@ -284,6 +284,16 @@ def sensor_names(path: Path | None = None) -> dict[str, tuple[str, str | None]]:
     return {w.address.upper(): (w.shown_name, w.limb) for w in load_paired(path)}
 
 
+def sensor_name(address: str, device_name: str, path: Path | None = None) -> tuple[str, str | None]:
+    """(name, limb) of one wearable: found by its BLE address, else (over USB serial, where the
+    address is the port) by the name it reports in INFO; ``(device_name, None)`` if unpaired."""
+    wearables = load_paired(path)
+    w = find(wearables, address, "")
+    if w is None:
+        w = next((x for x in wearables if x.name.upper() == device_name.upper()), None)
+    return (device_name, None) if w is None else (w.shown_name, w.limb)
+
+
 def forget(target: str, *, path: Path | None = None) -> PairedWearable | None:
     """Remove a wearable (by name or address) from the file; the one removed, or None."""
     p = paired_path() if path is None else path
