@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tremorlift import protocol
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
 from tremorlift.store.session import SessionReader
@@ -115,7 +116,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0, help="wall time to run (default 10)")
     p.add_argument(
-        "--rate", type=int, default=1000, choices=(100, 200, 400, 1000), help="IMU rate, Hz"
+        "--rate", type=int, default=1000, choices=protocol.CONFIGURE_ODRS_HZ, help="IMU rate, Hz"
     )
     p.add_argument("--seed", type=int, default=1, help="seed of the fault plan and the scenario")
     p.add_argument("--drop", type=float, default=0.02, help="notification loss throughout (0..1)")

@@ -7,6 +7,10 @@ Layout (every key optional)::
     placement = "forearm"        # wrist | forearm | thigh | shank
     feedback.speech = false      # haptic | sound | speech | screen: true/false
 
+Feedback switches: ``haptic`` buzzes the wearable on warn and stop, ``sound`` plays a tone and
+``speech`` speaks the alert on the laptop; ``screen`` shows the live dashboard during ``collect``
+(off: one plain line per event, as ``--no-ui`` gives).
+
     [exercise.squat]
     vl_threshold_pct = 25.0      # explicit velocity-loss threshold, % (wins over a goal)
     placement = "thigh"
@@ -38,8 +42,9 @@ from tremorlift.errors import UserError
 
 FILE_NAME = "config.toml"
 
-CHANNELS = ("haptic", "sound", "speech", "screen")
-KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in CHANNELS)
+# The [feedback] switches (not collect.feedback's delivery channels, which include the bell).
+FEEDBACK_SWITCHES = ("haptic", "sound", "speech", "screen")
+KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in FEEDBACK_SWITCHES)
 BUILT_IN: dict[str, Any] = {
     "goal": DEFAULT_GOAL,
     "vl_threshold_pct": None,
@@ -66,7 +71,7 @@ class Settings:
     haptic: bool
     sound: bool
     speech: bool
-    screen: bool
+    screen: bool  # the live dashboard in collect (off: one line per event)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -267,7 +272,7 @@ def effective_settings(
     for k, v in (overrides or {}).items():
         if v is None:
             continue
-        key = f"feedback.{k}" if k in CHANNELS else k
+        key = f"feedback.{k}" if k in FEEDBACK_SWITCHES else k
         flags[key] = parse_value(key, v)
     layers: list[tuple[str, dict[str, Any]]] = [("built-in", BUILT_IN), ("[default]", cfg.default)]
     if ex is not None:

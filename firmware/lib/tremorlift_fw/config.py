@@ -8,9 +8,8 @@ with these pins (a test checks it).
 
 from micropython import const
 
-# Firmware and protocol versions (reported in the status and info messages).
+# Firmware version (reported in STATUS and INFO; the protocol's is protocol.VERSION).
 FW_VERSION = (0, 1, 0)
-PROTOCOL_VERSION = const(1)
 
 # --- Board ---------------------------------------------------------------
 # One of the keys of BOARDS. "auto" picks by the chip MicroPython reports
@@ -78,9 +77,7 @@ GYRO_RANGE_DPS = const(1000)
 DLPF_HZ = const(0)  # 0: the driver picks the filter nearest 0.4 x ODR
 
 # --- Streaming -------------------------------------------------------------
-SAMPLE_BYTES = const(12)  # ax ay az gx gy gz, int16 little-endian
-FRAME_HEADER_BYTES = const(16)
-MAX_SAMPLES_PER_FRAME = const(19)  # fills ATT MTU 247 (244-byte payload)
+# Frame layout and sizes are the protocol's (protocol.py, docs/protocol.md 4).
 # Preallocated ring of recent frames, kept for RESEND. Each slot holds one
 # frame (up to 16 + 19 x 12 = 244 bytes). With frames filled as FRAME_MAX_AGE_MS
 # allows (8 samples at 200 Hz, 16 at 400 Hz, 19 at 1 kHz), 300 slots = 73 KB hold
@@ -88,7 +85,6 @@ MAX_SAMPLES_PER_FRAME = const(19)  # fills ATT MTU 247 (244-byte payload)
 # ESP32 with BLE active (allocated in 16-frame blocks, ring.py: no single 73 KB block is
 # needed); on a board with PSRAM raise it to 560 for 10 s at 1 kHz.
 RING_FRAMES = const(300)
-MAX_ODR_HZ = const(1000)
 # How often the FIFO is drained (ms). The smallest FIFO (MPU-6050, 1024 B)
 # holds 85 samples: 85 ms at 1 kHz, so 10 ms leaves ample margin.
 POLL_INTERVAL_MS = const(10)
@@ -100,8 +96,6 @@ FRAME_MAX_AGE_MS = const(40)
 MAX_NOTIFY_PER_POLL = const(4)
 # After gatts_notify raises ENOMEM the sender waits this long before retrying.
 NOTIFY_BACKOFF_MS = const(20)
-# Frames of a RESEND request queued at once.
-MAX_RESEND_FRAMES = const(1024)
 
 # --- BLE -------------------------------------------------------------------
 NAME_PREFIX = "TL-"  # advertised name: prefix + last 4 hex digits of the MAC

@@ -9,7 +9,7 @@ No ``from __future__ import annotations`` here: the annotations are evaluated wh
 are made, so ``__required_keys__`` knows the ``NotRequired`` keys (tests check results with it).
 """
 
-from typing import Literal, NotRequired, TypedDict, TypeGuard, get_args
+from typing import Any, Literal, NotRequired, TypedDict, TypeGuard, get_args
 
 # ============================================================================ kinds
 
@@ -126,6 +126,10 @@ class Alert(TypedDict):
     message: str
     velocity_loss_pct: NotRequired[float]  # velocity-loss alerts: the loss that decided
     device: NotRequired[str]  # with two or more sensors, in the merged list
+    # A session's final analysis (store.final): the lifting set (1, 2, ... per sensor, holds
+    # apart) and the rep the alert was raised in, as the collector numbers them live.
+    set: NotRequired[int | None]
+    rep: NotRequired[int | None]
 
 
 class AsymmetryRow(TypedDict):
@@ -174,6 +178,7 @@ class SessionResult(EngineResult):
     input_warnings: NotRequired[list[str]]
     devices: NotRequired[list[DeviceResult]]
     asymmetry: NotRequired[list[AsymmetryRow]]
+    settings: NotRequired[dict[str, Any]]  # a session's final analysis: the settings it used
 
 
 # ============================================================================ live events

@@ -10,9 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+from tremorlift import protocol
 from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
+from tremorlift.twin import IMUS
 
 ORDER = 20
 
@@ -64,9 +66,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "default where it is built; real time only) or inside this process (CPython; any speed)",
     )
     p.add_argument("--seed", type=int, default=0, help="twin scenario seed (default 0)")
-    p.add_argument(
-        "--imu", choices=("icm42688", "mpu6050"), default="icm42688", help="twin IMU model"
-    )
+    p.add_argument("--imu", choices=IMUS, default=IMUS[0], help="twin IMU model")
     p.add_argument(
         "--rate", type=int, metavar="HZ", help="configure the wearable's sample rate first"
     )
@@ -111,8 +111,9 @@ def _validate(args: argparse.Namespace) -> None:
     if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
         raise UserError(f"--vl-threshold must be between 1 and 80 %, got {args.vl_threshold:g}")
     check_between("--scan-timeout", args.scan_timeout, 0.5, 120, " s")
-    if args.rate is not None and args.rate not in (100, 200, 400, 1000):
-        raise UserError(f"--rate must be 100, 200, 400 or 1000 Hz, got {args.rate}")
+    if args.rate is not None and args.rate not in protocol.CONFIGURE_ODRS_HZ:
+        rates = ", ".join(map(str, protocol.CONFIGURE_ODRS_HZ))
+        raise UserError(f"--rate must be one of {rates} Hz, got {args.rate}")
     if args.session is not None:
         if Path(args.session).exists():
             raise UserError(f"{args.session}: already exists; choose another file name")
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     settings = effective_settings(args.exercise, {
         "goal": args.goal, "vl_threshold_pct": args.vl_threshold, "placement": args.placement,
         "haptic": False if args.no_haptic else None, "sound": False if args.no_sound else None,
-        "speech": False if args.no_speech else None,
+        "speech": False if args.no_speech else None, "screen": False if args.no_ui else None,
     })  # fmt: skip
     options = CollectOptions(
         duration_s=args.duration, exercise=args.exercise, goal=settings.goal,
@@ -185,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         devices=args.device, serial=args.serial, simulate=args.simulate, speed=args.speed,
         seed=args.seed, imu=args.imu, odr_hz=args.rate, session_path=args.session,
         summary_json=None if args.summary_json == "-" else args.summary_json,
-        ui=not args.no_ui, options=options,
+        ui=settings.screen, options=options,
         feedback=Feedback(haptic=False, sound=settings.sound, speech=settings.speech),
         paired_only=not args.any, scan_timeout_s=args.scan_timeout,
         twin=args.twin, fault_kinds=_fault_kinds(args),

@@ -7,6 +7,8 @@ import argparse
 import sys
 from typing import Any
 
+from tremorlift.analysis import GOALS, PLACEMENTS
+
 ORDER = 80
 
 
@@ -16,9 +18,10 @@ def add_parser(subparsers: Any) -> None:
         help="show or change settings (per exercise)",
         description=(
             "Show the settings in effect (built-in < [default] < [exercise.NAME] < command-line "
-            "flags), or change them. Keys: goal (power|strength|hypertrophy), vl_threshold_pct "
-            "(explicit velocity-loss limit, %%), placement (forearm|thigh|shank), "
-            "feedback.haptic / feedback.sound / feedback.speech / feedback.screen (on|off)."
+            f"flags), or change them. Keys: goal ({'|'.join(GOALS)}), vl_threshold_pct "
+            f"(explicit velocity-loss limit, %), placement ({'|'.join(PLACEMENTS)}), "
+            "feedback.haptic / feedback.sound / feedback.speech / feedback.screen (on|off; screen: "
+            "the live dashboard in collect)."
         ),
     )
     p.add_argument(

@@ -18,6 +18,7 @@ import numpy as np
 
 from tremorlift.errors import UserError
 from tremorlift.store.files import StagedFiles
+from tremorlift.twin import IMUS
 
 ORDER = 60
 
@@ -43,7 +44,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument(
         "--imu",
-        choices=("mpu6050", "icm42688"),
+        choices=IMUS,
         default="icm42688",
         help="sensor model (default icm42688)",
     )

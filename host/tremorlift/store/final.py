@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tremorlift.analysis.contract import EngineResult, SessionResult
 from tremorlift.errors import UserError
 from tremorlift.store.session import SessionReader, SessionWriter
 
@@ -153,25 +154,26 @@ def compute_final(reader: SessionReader, overrides: dict[str, Any] | None = None
     ]
     number_alerts(result)
     result["settings"] = settings
-    return result
+    final: dict[str, Any] = {**result}  # stored as JSON, read back untyped
+    return final
 
 
-def number_alerts(result: dict[str, Any]) -> None:
+def number_alerts(result: SessionResult) -> None:
     """Give every alert the lifting set (1, 2, ... per sensor, holds apart) and the rep it was
     raised in, as the collector numbers them live."""
-    per_device = result.get("devices") or [result]
+    per_device: list[EngineResult] = [*result["devices"]] if "devices" in result else [result]
     by_name = {d.get("name"): d for d in per_device}
     for dev in per_device:
         for alert in dev.get("alerts", []):
-            alert.update(_set_and_rep(dev, float(alert["t_s"])))
+            alert["set"], alert["rep"] = _set_and_rep(dev, float(alert["t_s"]))
     if result.get("devices"):
         for alert in result.get("alerts", []):
-            dev = by_name.get(alert.get("device"))
-            if dev is not None:
-                alert.update(_set_and_rep(dev, float(alert["t_s"])))
+            found = by_name.get(alert.get("device"))
+            if found is not None:
+                alert["set"], alert["rep"] = _set_and_rep(found, float(alert["t_s"]))
 
 
-def _set_and_rep(device_result: dict[str, Any], t_s: float) -> dict[str, int | None]:
+def _set_and_rep(device_result: EngineResult, t_s: float) -> tuple[int | None, int | None]:
     lifting = [s for s in device_result.get("sets", []) if s.get("kind") == "dynamic"]
     for n, s in enumerate(lifting, 1):
         if float(s["start_s"]) - REP_MATCH_S <= t_s <= float(s["end_s"]) + REP_MATCH_S:
@@ -183,8 +185,8 @@ def _set_and_rep(device_result: dict[str, Any], t_s: float) -> dict[str, int | N
                 ),
                 None,
             )
-            return {"set": n, "rep": rep}
-    return {"set": None, "rep": None}
+            return n, rep
+    return None, None
 
 
 # ------------------------------------------------------------------ reading it back
@@ -197,7 +199,7 @@ def stored_final(reader: SessionReader) -> dict[str, Any] | None:
 def live_alerts(reader: SessionReader) -> list[dict[str, Any]]:
     """What the lifter was told live: the collector's ``alert`` events, in order, with the
     sensor's name, the set and rep, whether it was complete, and when (session seconds)."""
-    names = {d.device: d.name or d.address for d in reader.devices()}
+    names: dict[int | None, str] = {d.device: d.name or d.address for d in reader.devices()}
     out = []
     for rec in reader.events("alert"):
         d = rec.data

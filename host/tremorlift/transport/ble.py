@@ -24,16 +24,17 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDBusError, BleakError, BleakGATTProtocolError
 
 from tremorlift.errors import UserError
+from tremorlift.protocol import (  # docs/protocol.md sections 2 and 3
+    CONTROL_UUID,
+    DATA_UUID,
+    INFO_UUID,
+    MANUFACTURER_ID,
+    NAME_PREFIX,
+    SERVICE_UUID,
+    STATUS_UUID,
+)
 from tremorlift.transport import MessageSink
 
-# docs/protocol.md section 3.
-SERVICE_UUID = "7a1f0001-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-DATA_UUID = "7a1f0002-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-CONTROL_UUID = "7a1f0003-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-STATUS_UUID = "7a1f0004-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-INFO_UUID = "7a1f0005-4c3b-4e0c-9b5a-2d8e6f1c3a70"
-NAME_PREFIX = "TL-"
-MANUFACTURER_ID = 0xFFFF
 # ATT errors that mean "pair first": Insufficient Authentication, Insufficient Encryption Key
 # Size, Insufficient Encryption (Bluetooth Core, Vol 3, Part F, 3.4.1.1).
 ATT_SECURITY_ERRORS = frozenset((0x05, 0x0C, 0x0F))

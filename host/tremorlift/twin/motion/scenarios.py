@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PLACEMENTS = ("forearm", "wrist", "thigh", "shank")
+from tremorlift.analysis import PLACEMENTS as PLACEMENTS  # the one list (the generator re-exports)
+
 # Placements on the forearm segment (the wrist strap is its distal end): the hand holds the load.
 HAND_PLACEMENTS = ("forearm", "wrist")
 
