@@ -4,11 +4,15 @@
 the same samples because the engine does not depend on how the samples are split into blocks
 (leftovers shorter than one fusion group wait for the next block). Memory is bounded: filter
 states, a few seconds of ring buffers, one movement period (capped) and per-set summaries.
+
+The engine coordinates its helpers: ``GravityTracker`` (orientation), ``CycleTracker`` (sets
+and reps by periodicity) and ``measure_rep`` (velocity), ``TremorSpectra`` (tremor windows), and
+the trackers of tremor episodes (``episodes``), holds (``holds``) and recovery (``recovery``). It
+feeds them, collects their events and keeps the dynamic sets' bookkeeping itself.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -16,7 +20,7 @@ from scipy import signal
 
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
-from tremorlift.analysis.contract import EngineResult, EventKind
+from tremorlift.analysis.contract import AlertKind, AlertLevel, EngineResult
 from tremorlift.analysis.cycles import Cycle, CycleTracker
 from tremorlift.analysis.dsp import (
     StreamingBoxcar,
@@ -25,7 +29,17 @@ from tremorlift.analysis.dsp import (
     run_lengths,
     runs,
 )
+from tremorlift.analysis.episodes import (
+    BASELINE_FLOOR_MPS2,
+    MAX_WINDOWS_KEPT,
+    TREMOR_INDEX_FACTOR,
+    TREMOR_MIN_RMS_MPS2,
+    EpisodeTracker,
+)
+from tremorlift.analysis.events import Event, alert_event
+from tremorlift.analysis.holds import HoldStep, HoldTracker, was_setup, without_alerts_of
 from tremorlift.analysis.orientation import GravityTracker
+from tremorlift.analysis.recovery import RecoveryTracker
 from tremorlift.analysis.reps import (
     FAST_STILL_ACCEL_MPS2,
     FAST_STILL_GYRO_RADPS,
@@ -63,68 +77,6 @@ GRAVITY_QUIET_S = 0.2
 OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
 OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
 OFFSET_MAX_MPS2 = 1.5
-
-# Tremor detection, every 0.5 s: one-second RMS of the band-passed accelerometer above the
-# person's ever-present level (learnt in the warm-up), plus the spectral shape of a 3 s window.
-TREMOR_MIN_RMS_MPS2 = 0.09
-TREMOR_MIN_CONCENTRATION = 0.3
-TREMOR_MIN_PEAK_HZ = 3.3
-REST_BAND_HZ = (3.3, 7.0)
-REST_MIN_CONCENTRATION = 0.45
-REST_TREMOR_MIN_RMS_MPS2 = 0.02
-# During voluntary movement its own harmonics leak into the low tremor band: ask for more.
-TREMOR_MOVING_MIN_PEAK_HZ = 5.0
-TREMOR_MOVING_MIN_CONCENTRATION = 0.4
-STATIC_DISP_M = (
-    0.02  # displacement-equivalent RMS of 0.5-3 Hz motion below this: no voluntary movement
-)
-EPISODE_MAX_GAP_WINDOWS = 1
-EPISODE_MIN_S = 1.5
-EPISODE_EDGE_S = 0.0
-BASELINE_WINDOWS = 8
-BASELINE_MAX_RMS_MPS2 = 0.07
-# Sway (instability): 1-3 Hz accelerometer RMS while otherwise static.
-SWAY_MIN_RMS_MPS2 = 0.09
-SWAY_MIN_PEAK_HZ = 1.2  # walking (strides at 0.8-1 Hz) is not sway
-
-# Holds: static effort with raised tremor-band activity.
-HOLD_MIN_S = 5.0
-HOLD_VOTE_WINDOWS = 8
-HOLD_TREMOR_FACTOR = 1.2  # tremor above the quiet level, in units of that level
-HOLD_START_LAG_S = 1.5  # the static test looks at a 3 s window: stillness began about 1.5 s earlier
-HOLD_EFFORT_LEAD_S = 3.0
-HOLD_END_LAG_S = 1.5
-HOLD_QUIET_END_S = 2.0
-HOLD_NOT_AFTER_REP_S = 20.0
-HOLD_VIOLENT_FACTOR = 6.0  # vs the hold's own first seconds
-HOLD_VIOLENT_RMS_MPS2 = 1.5
-HOLD_DRIFT_STOP_DEG = 12.0
-HOLD_SWAY_STOP_RMS_MPS2 = 0.6
-
-# What counts as tremor is relative: a strap-worn sensor on a hand that grips a load reads about
-# 0.4 m/s^2 in 3-15 Hz (median, real wrist sets), ten times a still sensor. In a set the level
-# that counts is TREMOR_FACTOR times the set's own first seconds; outside sets, while moving or
-# shortly after exertion, TREMOR_FACTOR times the median of the last AMBIENT_S of the same kind of
-# window (moving or still). Only a limb truly at rest is judged on the absolute floor.
-TREMOR_FACTOR = 2.0
-SET_REFERENCE_S = 6.0
-AMBIENT_S = 60.0  # also keeps a set's first seconds for a set recognised up to 20 s late
-AMBIENT_MIN_WINDOWS = 6
-# Exertion the rep counter did not see (crunches it could not count, carrying, a sprint):
-# VIGOROUS_WINDOWS windows in a row moving this much.
-VIGOROUS_DISP_M = 0.05
-VIGOROUS_WINDOWS = 12
-REST_MIN_S = 5.0  # rest-tremor episodes add up to this long within REST_WINDOW_S (it persists)
-REST_WINDOW_S = 30.0
-HOLD_DROP_BEFORE_REP_S = 15.0  # a "hold" this close before a set's first rep was its set-up
-
-# Tremor alerts within a dynamic set (vs the set's first reps) and recovery after a set.
-TREMOR_INDEX_FACTOR = 2.0
-REST_AFTER_EXERTION_S = 120.0
-RECOVERY_CHECK_S = 120.0
-RECOVERY_RMS_MPS2 = 0.05
-BASELINE_FLOOR_MPS2 = 0.02
-MAX_WINDOWS_KEPT = 4000  # per set or hold: ~33 min of windows, then the oldest are dropped
 
 
 def _turnaround(
@@ -171,39 +123,6 @@ def _turnaround(
     if near.size == 0:
         return None
     return float(ts[near[int(np.argmin(np.abs(ts[near] - b_s)))]])
-
-
-def _nanmedian(x: list[float]) -> float | None:
-    a = np.asarray(x, dtype=float)
-    a = a[np.isfinite(a)]
-    return round(float(np.median(a)), 4) if a.size else None
-
-
-@dataclass
-class Event:
-    """Something the engine found: a rep, a set boundary, a tremor episode or an alert."""
-
-    t_s: float
-    kind: EventKind
-    data: dict[str, Any] = field(default_factory=dict)  # contract.EventData, by kind
-
-
-@dataclass
-class _Episode:
-    first_center_s: float
-    last_center_s: float
-    rms: list[float]
-    peak_hz: list[float]
-    slow_share: list[float]
-    p_slow: list[float]
-    p_phys: list[float]
-    entropy: list[float]
-    tsi: list[float]
-    exertion: bool
-    static_all: bool
-    sway_votes: int = 0
-    misses: int = 0
-    n: int = 0
 
 
 class Engine:
@@ -278,10 +197,8 @@ class Engine:
         self._leftover_x = np.zeros((0, 6))
         self._t0: float | None = None
         self._t_last = -np.inf
-        self._n_samples = 0
         # Results (bounded by the session's content, not its length).
         self._sets: list[dict[str, Any]] = []
-        self._episodes: list[dict[str, Any]] = []
         self._alerts: list[dict[str, Any]] = []
         # Dynamic set in progress.
         self._set: dict[str, Any] | None = None
@@ -290,33 +207,10 @@ class Engine:
         self._set_tremor_warned = False
         self._last_rep_end_s = -np.inf
         self._best_set1_mps: float | None = None
-        # Holds.
-        self._static_run_s = 0.0
-        self._hold: dict[str, Any] | None = None
-        self._hold_windows: list[tuple[float, float]] = []
-        self._hold_up0: np.ndarray | None = None
-        self._hold_ref_rms: float | None = None
-        self._hold_stop_sent = False
-        self._hold_info_sent = False
-        # Tremor episodes, baseline, recovery.
-        self._episode: _Episode | None = None
-        self._baseline_p: list[tuple[float, float, float]] = []
-        self._baseline_done = False
-        self._base_p_trem = 0.0
-        self._base_p_sway = 0.0
-        self._base_p_mov = 0.0
-        self._baseline: float | None = None
-        self._static_since: float | None = None
-        self._hold_votes: list[tuple[float, bool]] = []
-        self._hold_quiet_since: float | None = None
-        self._last_exertion_end_s = -np.inf
-        self._rest_flagged = False
-        self._rest_like: list[tuple[float, float]] = []  # (end, duration) of 3-7 Hz rest episodes
-        self._recovery_watch: dict[str, Any] | None = None
-        self._recent_static_amp: list[float] = []
-        self._recent_amp: list[tuple[float, float, bool]] = []  # (window end, amp, static)
-        self._set_ref: float | None = None
-        self._vigorous_run = 0
+        # Tremor episodes (with the baseline and exertion), holds and recovery.
+        self._tremor = EpisodeTracker()
+        self._holds = HoldTracker(exercise)
+        self._recovery = RecoveryTracker()
 
     # ------------------------------------------------------------------ streaming API
     def feed(self, t_s: np.ndarray, accel_mps2: np.ndarray, gyro_radps: np.ndarray) -> list[Event]:
@@ -345,14 +239,15 @@ class Engine:
         for _, rep, set_index in self._settle(np.inf):
             self._on_rep(rep, set_index, events)
         t_end = self._t_last if np.isfinite(self._t_last) else 0.0
-        self._close_episode(events)
-        if self._hold is not None:
-            self._end_hold(t_end, events)
+        self._collect(self._tremor.finish(), events)
+        self._on_hold_step(self._holds.finish(t_end, self._t_last), events)
         if self._set is not None:
             self._end_set(events)
+        self._collect(self._recovery.finish(), events)
         return events
 
     def result(self) -> EngineResult:
+        baseline = self._tremor.baseline_mps2
         result: dict[str, Any] = {
             "sample_rate_hz": round(self.fs, 3),
             "placement": self.placement,
@@ -361,11 +256,9 @@ class Engine:
             "tremor": "analysed"
             if self.tremor_analysed
             else f"not analysed: {self.fs:.1f} Hz is below {TREMOR_MIN_RATE_HZ:.0f} Hz",
-            "tremor_baseline_rms_mps2": None
-            if self._baseline is None
-            else round(self._baseline, 4),
+            "tremor_baseline_rms_mps2": None if baseline is None else round(baseline, 4),
             "sets": [dict(s) for s in self._sets],
-            "tremor_episodes": [dict(e) for e in self._episodes],
+            "tremor_episodes": [dict(e) for e in self._tremor.episodes],
             "alerts": [dict(a) for a in self._alerts],
         }
         return cast(EngineResult, result)  # the keys of docs/analysis-output.md
@@ -375,7 +268,6 @@ class Engine:
         events: list[Event] = []
         acc, gyr = x[:, 0:3], x[:, 3:6]
         self._t_last = float(t[-1])
-        self._n_samples += t.size
         up, gyr_c = self._gravity.update(acc, gyr)
         lp = self._lp(np.hstack((acc, gyr_c)))
         # Still = little jerk, little rotation and the still magnitude of gravity: a smooth lift
@@ -608,17 +500,7 @@ class Engine:
         self._add_rep(rep, events)
 
     def _add_rep(self, rep: Rep, events: list[Event]) -> None:
-        if self._hold is not None:
-            h = self._hold
-            if (
-                rep.start_s - float(h["end_s"]) < HOLD_DROP_BEFORE_REP_S
-                or rep.start_s < float(h["start_s"]) + HOLD_MIN_S
-            ):
-                # Still before the first reps of a set (or inside a set found late): the set-up,
-                # not a hold.
-                self._drop_hold()
-            else:
-                self._end_hold(rep.start_s, events)
+        self._on_hold_step(self._holds.on_rep(rep.start_s, self._t_last), events)
         if self._set is None:
             self._start_set(rep, events)
         s = self._set
@@ -637,7 +519,7 @@ class Engine:
         s["reps"].append(d)
         s["end_s"] = round(rep.end_s, 4)
         self._last_rep_end_s = rep.end_s
-        self._last_exertion_end_s = rep.end_s
+        self._tremor.exertion_ended(rep.end_s)
         events.append(Event(rep.end_s, "rep", dict(d, rep=n + 1)))  # rep number within the set
         if decision is not None:
             self._alert(
@@ -679,9 +561,9 @@ class Engine:
         # A set is recognised some seconds into it: a "hold" recorded meanwhile, or just before
         # it, was the set-up (holding the handles, settling on the bench), not a hold.
         for h in [h for h in self._sets if h["kind"] == "hold"]:
-            if float(h["end_s"]) >= rep.start_s - HOLD_DROP_BEFORE_REP_S:
+            if was_setup(h, rep.start_s):
                 self._sets.remove(h)
-                self._forget_hold_alerts(h)
+                self._alerts = without_alerts_of(h, self._alerts)
         self._set = {
             "kind": "dynamic",
             "start_s": round(rep.start_s, 4),
@@ -691,11 +573,11 @@ class Engine:
             "reps": [],
         }
         self._set_windows = []
-        self._set_ref = None
+        self._tremor.new_set()
         self._set_tremor_high_reps = 0
         self._set_tremor_warned = False
         self._policy.new_set()
-        self._recovery_watch = None
+        self._recovery.disarm()
         events.append(Event(rep.start_s, "set_start", {"kind": "dynamic"}))
 
     def _end_set(self, events: list[Event]) -> None:
@@ -726,9 +608,13 @@ class Engine:
         rms = [r for (_, r) in self._set_windows]
         s["tremor_rms_max_mps2"] = round(max(rms), 4) if rms else None
         s["tremor_recovery_s"] = None
+        self._record_set(s, events)
+
+    def _record_set(self, s: dict[str, Any], events: list[Event]) -> None:
+        """A set or hold that ended: kept, announced, and its recovery watched."""
         self._sets.append(s)
         events.append(Event(s["end_s"], "set_end", dict(s)))
-        self._arm_recovery(s, max(rms) if rms else 0.0)
+        self._recovery.arm(s)
 
     # ------------------------------------------------------------------ tremor windows
     def _on_windows(
@@ -738,442 +624,69 @@ class Engine:
         reps: list[tuple[float, Rep, int]],
         events: list[Event],
     ) -> None:
+        """Each tremor window (two per second), after the reps known by its end: the episode
+        tracker reads it, then the holds, episodes and recovery follow it."""
         k = 0
-        for i in range(len(w)):  # two windows per second
+        for i in range(len(w)):
             t_end = float(w.t_end_s[i])
             while k < len(reps) and reps[k][0] <= t_end:
                 self._on_rep(reps[k][1], reps[k][2], events)
                 k += 1
             self._advance(t_end, events)
-            # The one-second band powers are centred half a second before the window's end.
-            center = t_end - 0.5
-            p_trem, p_sway, p_mov = (float(x) for x in w.power_1s[i])
-            static = float(w.disp_rms_m[i]) < STATIC_DISP_M
-            in_rep_zone = (
-                self._set is not None or (t_end - self._last_rep_end_s) < HOLD_NOT_AFTER_REP_S
+            in_set = self._set is not None
+            r = self._tremor.read(
+                w,
+                i,
+                set_start_s=float(self._set["start_s"]) if self._set is not None else None,
+                holding=self._holds.active,
             )
-            self._learn_baseline(p_trem, p_sway, p_mov, static)
-            if static:
-                conc, peak = float(w.concentration[i]), float(w.peak_hz[i])
-                p_est = p_trem * min(1.0, conc) - self._base_p_trem
-            else:
-                # Voluntary movement leaks into the low band: measure above 5 Hz, and only the
-                # power concentrated around the spectral peak (the lift's leakage is broadband).
-                conc, peak = float(w.moving_concentration[i]), float(w.moving_peak_hz[i])
-                p_est = p_mov * min(1.0, conc) - self._base_p_mov
-            amp = float(np.sqrt(max(0.0, p_est)))
-            sway_amp = float(np.sqrt(max(0.0, p_sway - self._base_p_sway)))
-            if sway_amp < amp:
-                sway_amp = 0.0  # leakage of a stronger tremor through the sway filter's skirt
-            if self._set is not None:
-                self._set_windows.append((t_end, amp))
+            if in_set:
+                self._set_windows.append((t_end, r.band_amp_mps2))
                 self._set_windows = self._set_windows[-MAX_WINDOWS_KEPT:]
-            self._note_exertion(t_end, float(w.disp_rms_m[i]), static)
-            self._recent_amp.append((t_end, amp, static))
-            while self._recent_amp and self._recent_amp[0][0] < t_end - AMBIENT_S:
-                self._recent_amp.pop(0)
-            floor = TREMOR_MIN_RMS_MPS2
-            ref = self._reference_level(t_end, static)
-            if ref is not None:
-                floor = max(floor, TREMOR_FACTOR * ref)
-            # A peak on the band's lower edge is the skirt of slower movement, not a rhythm.
-            tremor = (
-                amp >= floor and conc >= TREMOR_MIN_CONCENTRATION and peak >= TREMOR_MIN_PEAK_HZ
-            )
-            at_rest = (
-                static
-                and self._hold is None
-                and t_end - self._last_exertion_end_s > REST_AFTER_EXERTION_S
-            )
-            if (
-                at_rest
-                and not tremor
-                and REST_BAND_HZ[0] <= peak <= REST_BAND_HZ[1]
-                and conc >= REST_MIN_CONCENTRATION
-            ):
-                # At rest a clearly rhythmic 3-7 Hz oscillation counts even when small: the
-                # ever-present physiological tremor sits at 8-12 Hz, so it is not this.
-                rest_amp = float(np.sqrt(p_trem * conc))
-                if rest_amp >= REST_TREMOR_MIN_RMS_MPS2:
-                    tremor, amp = True, rest_amp
-            holding = self._hold is not None
-            sway = (
-                holding
-                and static
-                and sway_amp >= SWAY_MIN_RMS_MPS2
-                and w.sway_peak_hz[i] >= SWAY_MIN_PEAK_HZ
-            )
-            self._update_hold(
-                center,
-                t_end,
-                amp,
-                sway_amp,
-                static,
-                in_rep_zone,
-                peak,
-                float(w.sway_peak_hz[i]),
+            step = self._holds.update(
+                r,
                 up[i],
-                events,
+                in_set=in_set,
+                last_rep_end_s=self._last_rep_end_s,
+                baseline_mps2=self._tremor.baseline_mps2,
+                t_last_s=self._t_last,
             )
-            exertion = self._set is not None or self._hold is not None
-            if tremor or sway:
-                use_sway = sway and (not tremor or sway_amp > amp)
-                self._extend_episode(center, w, i, amp, sway_amp, exertion, static, use_sway)
-            elif self._episode is not None:
-                self._episode.misses += 1
-                if self._episode.misses > EPISODE_MAX_GAP_WINDOWS:
-                    self._close_episode(events)
-            if static:
-                self._recent_static_amp.append(amp)
-                self._recent_static_amp = self._recent_static_amp[-6:]
-            self._check_recovery(center, amp, static, events)
+            self._on_hold_step(step, events)
+            exertion = in_set or self._holds.active
+            self._collect(self._tremor.track(w, i, r, exertion), events)
+            self._collect(self._recovery.update(r.center_s, r.amp_mps2, r.static), events)
         for _, rep, set_index in reps[k:]:
             self._on_rep(rep, set_index, events)
 
-    def _reference_level(self, t_end: float, static: bool) -> float | None:
-        """The tremor-band level this person shows anyway in this context (None: judge on the
-        absolute floor, for a limb truly at rest)."""
-        if self._set is not None:
-            if self._set_ref is None:
-                start = float(self._set["start_s"])
-                first = [
-                    a for (t, a, _) in self._recent_amp if start <= t <= start + SET_REFERENCE_S
-                ]
-                if len(first) >= AMBIENT_MIN_WINDOWS or t_end > start + SET_REFERENCE_S + 1.0:
-                    self._set_ref = float(np.median(first)) if first else None
-            if self._set_ref is not None:
-                return self._set_ref
-        if static and t_end - self._last_exertion_end_s > REST_AFTER_EXERTION_S:
-            return None
-        same = [a for (t, a, st) in self._recent_amp if st == static and t >= t_end - AMBIENT_S]
-        if len(same) >= AMBIENT_MIN_WINDOWS:
-            return float(np.median(same))
-        # Moving, with too little seen yet to know this person's level: nothing counts yet.
-        return None if static else float("inf")
-
-    def _note_exertion(self, t_end: float, disp_rms_m: float, static: bool) -> None:
-        """Sustained vigorous movement is exertion even when no set was counted."""
-        self._vigorous_run = (
-            self._vigorous_run + 1 if (not static and disp_rms_m >= VIGOROUS_DISP_M) else 0
-        )
-        if self._vigorous_run >= VIGOROUS_WINDOWS:
-            self._last_exertion_end_s = max(self._last_exertion_end_s, t_end)
-
-    def _learn_baseline(self, p_trem: float, p_sway: float, p_mov: float, static: bool) -> None:
-        """The ever-present tremor and sensor noise, from the first still seconds (warm-up);
-        later tremor is measured above it."""
-        if self._baseline_done or not static:
-            return
-        self._baseline_p.append((p_trem, p_sway, p_mov))
-        if len(self._baseline_p) >= BASELINE_WINDOWS:
-            arr = np.array(self._baseline_p)
-            self._base_p_trem = min(float(np.median(arr[:, 0])), BASELINE_MAX_RMS_MPS2**2)
-            self._base_p_sway = min(float(np.median(arr[:, 1])), BASELINE_MAX_RMS_MPS2**2)
-            self._base_p_mov = min(float(np.median(arr[:, 2])), BASELINE_MAX_RMS_MPS2**2)
-            self._baseline = float(np.sqrt(self._base_p_trem))
-            self._baseline_done = True
-            self._baseline_p = []
-
-    def _extend_episode(
-        self,
-        center: float,
-        w: TremorWindows,
-        i: int,
-        amp: float,
-        sway_amp: float,
-        exertion: bool,
-        static: bool,
-        sway: bool,
-    ) -> None:
-        band = float(w.p_slow[i] + w.p_phys[i]) or 1e-30
-        e = self._episode
-        if e is None:
-            e = self._episode = _Episode(
-                center, center, [], [], [], [], [], [], [], exertion, static
-            )
-        e.last_center_s = center
-        e.misses = 0
-        e.n += 1
-        e.exertion = e.exertion or exertion
-        e.static_all = e.static_all and static
-        e.sway_votes += int(sway)
-        e.rms.append(sway_amp if sway else amp)
-        e.peak_hz.append(float(w.sway_peak_hz[i]) if sway else float(w.peak_hz[i]))
-        e.slow_share.append(float(w.p_fatigue_slow[i]) / band)
-        e.p_slow.append(float(w.p_slow[i]))
-        e.p_phys.append(float(w.p_phys[i]))
-        e.entropy.append(float(w.entropy[i]))
-        e.tsi.append(float(w.tsi_hz[i]))
-        # Bound the per-episode lists (an episode could last the whole session).
-        if len(e.rms) > MAX_WINDOWS_KEPT:
-            for lst in (e.rms, e.peak_hz, e.slow_share, e.p_slow, e.p_phys, e.entropy, e.tsi):
-                del lst[0]
-
-    def _close_episode(self, events: list[Event]) -> None:
-        e = self._episode
-        self._episode = None
-        if e is None:
-            return
-        start = max(0.0, e.first_center_s - HOP_S / 2 + EPISODE_EDGE_S)
-        end = e.last_center_s + HOP_S / 2 - EPISODE_EDGE_S
-        if end - start < EPISODE_MIN_S:
-            return
-        cause = self._cause(e, start)
-        k = max(1, len(e.rms) // 3)
-        ep = {
-            "start_s": round(start, 3),
-            "end_s": round(end, 3),
-            "peak_hz": round(float(np.median(e.peak_hz)), 3),
-            "rms_mps2": round(float(np.median(e.rms)), 4),
-            "rms_max_mps2": round(float(np.max(e.rms)), 4),
-            "growth_ratio": round(
-                float(np.mean(e.rms[-k:])) / max(float(np.mean(e.rms[:k])), 1e-9), 3
-            ),
-            "power_3_7_hz_m2ps4": round(float(np.median(e.p_slow)), 6),
-            "power_8_12_hz_m2ps4": round(float(np.median(e.p_phys)), 6),
-            "spectral_entropy": round(float(np.median(e.entropy)), 4),
-            "tremor_stability_index_hz": _nanmedian(e.tsi),
-            "cause": cause,
-        }
-        self._episodes.append(ep)
-        events.append(Event(end, "tremor_episode", dict(ep)))
-        if cause == "rest" and not self._rest_flagged:
-            self._rest_flagged = True
-            self._alert(
-                end,
-                "info",
-                "rest_tremor",
-                f"rhythmic {ep['peak_hz']:.1f} Hz tremor at rest, not after exertion. This is not a diagnosis; "
-                "if it persists, consider seeing a doctor",
-                events,
-            )
-
-    def _cause(self, e: _Episode, start: float) -> str:
-        if e.sway_votes * 2 >= e.n and e.exertion:
-            return "instability"
-        peak = float(np.median(e.peak_hz))
-        if e.exertion:
-            k = max(1, len(e.rms) // 3)
-            grows = np.mean(e.rms[-k:]) >= 1.3 * np.mean(e.rms[:k])
-            slowing = np.mean(e.peak_hz[:k]) - np.mean(e.peak_hz[-k:]) >= 0.5
-            slow_emerging = np.mean(e.slow_share[-k:]) >= np.mean(e.slow_share[:k]) + 0.1
-            if grows or slowing or slow_emerging or len(e.rms) < 6:
-                return "fatigue"
-            return "fatigue" if 7.0 <= peak <= 13.0 else "other"
-        duration_s = e.last_center_s - e.first_center_s + HOP_S
-        if (
-            e.static_all
-            and 3.0 <= peak <= 7.0
-            and start - self._last_exertion_end_s > REST_AFTER_EXERTION_S
-        ):
-            # Rest tremor comes and goes: it persists when such episodes add up to REST_MIN_S
-            # within the last REST_WINDOW_S.
-            end = e.last_center_s + HOP_S / 2
-            self._rest_like = [(t, d) for t, d in self._rest_like if t >= end - REST_WINDOW_S]
-            self._rest_like.append((end, duration_s))
-            if sum(d for _, d in self._rest_like) >= REST_MIN_S:
-                return "rest"
-        return "other"
-
-    # ------------------------------------------------------------------ holds
-    def _update_hold(
-        self,
-        center: float,
-        t_end: float,
-        amp: float,
-        sway_amp: float,
-        static: bool,
-        in_rep_zone: bool,
-        peak_hz: float,
-        sway_peak_hz: float,
-        up: np.ndarray,
-        events: list[Event],
-    ) -> None:
-        if static:
-            if self._static_since is None:
-                self._static_since = center
-        else:
-            self._static_since = None
-        if self._hold is None:
-            # A hold is static effort, so its tremor is physiological (>= 7 Hz) or sway; a
-            # 3-7 Hz rhythm while nothing else happens is rest tremor instead.
-            base = max(self._baseline or 0.0, BASELINE_FLOOR_MPS2)
-            effort = (amp >= HOLD_TREMOR_FACTOR * base and peak_hz >= 7.0) or (
-                sway_amp >= SWAY_MIN_RMS_MPS2 and sway_peak_hz >= SWAY_MIN_PEAK_HZ
-            )
-            vote = bool(static and effort and not in_rep_zone)
-            self._hold_votes = (self._hold_votes + [(center, vote)])[-HOLD_VOTE_WINDOWS:]
-            if (
-                self._static_since is not None
-                and len(self._hold_votes) == HOLD_VOTE_WINDOWS
-                and sum(v for _, v in self._hold_votes) >= 0.7 * HOLD_VOTE_WINDOWS
-                and center - self._static_since >= HOLD_MIN_S
-            ):
-                # The hold began when the limb came to rest, unless it rested for a while first
-                # (then shortly before the effort showed).
-                first_effort = next(c for c, v in self._hold_votes if v)
-                start = max(
-                    self._static_since - HOLD_START_LAG_S, first_effort - HOLD_EFFORT_LEAD_S
-                )
-                self._start_hold(max(0.0, start), up, events)
-            return
-        h = self._hold
-        if not static:
-            self._end_hold(t_end - HOLD_END_LAG_S, events)
-            return
-        base = max(self._baseline or 0.0, BASELINE_FLOOR_MPS2)
-        effort = amp >= HOLD_TREMOR_FACTOR * base or sway_amp >= SWAY_MIN_RMS_MPS2
-        if not effort:
-            # Still but no longer straining (sitting down in place): the hold ended where the
-            # quiet began.
-            if self._hold_quiet_since is None:
-                self._hold_quiet_since = center
-            if center - self._hold_quiet_since >= HOLD_QUIET_END_S:
-                self._end_hold(self._hold_quiet_since, events)
-            return
-        self._hold_quiet_since = None
-        self._hold_windows.append((center, amp))
-        self._hold_windows = self._hold_windows[-MAX_WINDOWS_KEPT:]
-        if self._hold_ref_rms is None and len(self._hold_windows) >= 4:
-            self._hold_ref_rms = max(
-                float(np.median([r for _, r in self._hold_windows[:4]])), BASELINE_FLOOR_MPS2
-            )
-        h["end_s"] = round(center, 3)
-        ref = self._hold_ref_rms
-        if (
-            ref is not None
-            and h["time_to_tremor_onset_s"] is None
-            and amp >= max(TREMOR_INDEX_FACTOR * ref, TREMOR_MIN_RMS_MPS2)
-        ):
-            h["time_to_tremor_onset_s"] = round(center - h["start_s"], 3)
-            if not self._hold_info_sent:
-                self._hold_info_sent = True
-                self._alert(
-                    center,
-                    "info",
-                    "hold",
-                    f"hold: tremor {amp / ref:.1f}x the start after {center - h['start_s']:.0f} s (controlled shaking is fine)",
-                    events,
-                )
-        drift_deg = (
-            float(np.degrees(np.arccos(np.clip(np.dot(up, self._hold_up0), -1, 1))))
-            if self._hold_up0 is not None
-            else 0.0
-        )
-        h["posture_drift_deg"] = round(max(h.get("posture_drift_deg", 0.0), drift_deg), 2)
-        reason = None
-        if amp >= HOLD_VIOLENT_RMS_MPS2 or (
-            ref is not None and amp >= HOLD_VIOLENT_FACTOR * ref and amp >= 2 * TREMOR_MIN_RMS_MPS2
-        ):
-            reason = "violent shaking"
-        elif drift_deg >= HOLD_DRIFT_STOP_DEG:
-            reason = f"loss of form: posture drifted {drift_deg:.0f} deg"
-        elif sway_amp >= HOLD_SWAY_STOP_RMS_MPS2:
-            reason = "loss of form: sway"
-        if reason and not self._hold_stop_sent:
-            self._hold_stop_sent = True
-            h["stop_reason"] = reason
-            self._alert(center, "stop", "hold", f"hold: {reason}: end the hold", events)
-
-    def _start_hold(self, start: float, up: np.ndarray, events: list[Event]) -> None:
-        self._hold = {
-            "kind": "hold",
-            "start_s": round(start, 3),
-            "end_s": round(start, 3),
-            "exercise": self.exercise or "unknown",
-            "velocity_loss_pct": None,
-            "reps": [],
-            "time_to_tremor_onset_s": None,
-            "posture_drift_deg": 0.0,
-            "stop_reason": None,
-        }
-        self._hold_windows = []
-        self._hold_quiet_since = None
-        self._hold_up0 = up.copy()
-        self._hold_ref_rms = None
-        self._hold_stop_sent = False
-        self._hold_info_sent = False
-        self._recovery_watch = None
-        events.append(Event(start, "set_start", {"kind": "hold"}))
-
-    def _drop_hold(self) -> None:
-        h = self._hold
-        assert h is not None
-        self._hold = None
-        self._hold_votes = []
-        self._static_since = None
-        self._forget_hold_alerts(h)
-
-    def _forget_hold_alerts(self, h: dict[str, Any]) -> None:
-        """Removes what a hold that turned out to be a set's set-up alerted."""
-        self._alerts = [
-            a
-            for a in self._alerts
-            if not (a["kind"] == "hold" and h["start_s"] <= a["t_s"] <= h["end_s"] + 1.0)
-        ]
-
-    def _end_hold(self, t: float, events: list[Event]) -> None:
-        h = self._hold
-        assert h is not None
-        self._hold = None
-        self._hold_votes = []
-        self._static_since = None
-        h["end_s"] = round(max(h["end_s"], min(t, self._t_last)), 3)
-        h["duration_s"] = round(h["end_s"] - h["start_s"], 3)
-        win = self._hold_windows
-        if len(win) >= 4:
-            tt = np.array([c for c, _ in win])
-            # Windows at the floor (amplitude estimated at or below the baseline) count as the
-            # floor: a log of ~0 would drag the fitted growth to -100 %/s.
-            rr = np.log(np.maximum([r for _, r in win], BASELINE_FLOOR_MPS2))
-            slope = float(np.polyfit(tt - tt[0], rr, 1)[0])
-            h["tremor_growth_pct_per_s"] = round(100.0 * (np.exp(slope) - 1.0), 3)
-        else:
-            h["tremor_growth_pct_per_s"] = None
-        rms = [r for _, r in win]
-        h["tremor_rms_max_mps2"] = round(max(rms), 4) if rms else None
-        h["tremor_recovery_s"] = None
-        self._last_exertion_end_s = h["end_s"]
-        self._sets.append(h)
-        events.append(Event(h["end_s"], "set_end", dict(h)))
-        self._arm_recovery(h, max(rms) if rms else 0.0)
-
-    # ------------------------------------------------------------------ recovery
-    def _arm_recovery(self, s: dict[str, Any], peak_rms: float) -> None:
-        self._recovery_watch = {
-            "set": s,
-            "end_s": float(s["end_s"]),
-            "peak": peak_rms,
-            "alerted": False,
-            "done": False,
-        }
-
-    def _check_recovery(self, center: float, amp: float, static: bool, events: list[Event]) -> None:
-        w = self._recovery_watch
-        if w is None or w["done"] or center < w["end_s"] or not static:
-            return
-        since = center - w["end_s"]
-        level = float(np.median(self._recent_static_amp)) if self._recent_static_amp else amp
-        if level < RECOVERY_RMS_MPS2:
-            w["set"]["tremor_recovery_s"] = round(since, 2)
-            w["done"] = True
-            return
-        if since >= RECOVERY_CHECK_S and not w["alerted"]:
-            w["alerted"] = True
-            self._alert(
-                center,
-                "warn",
-                "recovery",
-                f"tremor still {level:.2f} m/s2 above baseline {since / 60:.0f} min after the set: rest longer",
-                events,
-            )
+    def _on_hold_step(self, step: HoldStep, events: list[Event]) -> None:
+        if step.started_s is not None:
+            self._recovery.disarm()
+            events.append(Event(step.started_s, "set_start", {"kind": "hold"}))
+        self._collect(step.alerts, events)
+        if step.dropped is not None:
+            self._alerts = without_alerts_of(step.dropped, self._alerts)
+        if step.ended is not None:
+            self._tremor.exertion_ended(step.ended["end_s"])
+            self._record_set(step.ended, events)
 
     # ------------------------------------------------------------------ alerts
+    def _collect(self, found: list[Event], events: list[Event]) -> None:
+        """Events from the trackers, in order; alerts only when alerts are on (the one master
+        switch), and then kept for the result."""
+        for e in found:
+            if e.kind == "alert":
+                if not self.alerts_enabled:
+                    continue
+                self._alerts.append(dict(e.data))
+            events.append(e)
+
     def _alert(
-        self, t: float, level: str, kind: str, message: str, events: list[Event], **extra: Any
+        self,
+        t: float,
+        level: AlertLevel,
+        kind: AlertKind,
+        message: str,
+        events: list[Event],
+        **extra: Any,
     ) -> None:
-        if not self.alerts_enabled:
-            return
-        a = {"t_s": round(float(t), 3), "level": level, "kind": kind, "message": message, **extra}
-        self._alerts.append(a)
-        events.append(Event(float(t), "alert", dict(a)))
+        self._collect([alert_event(t, level, kind, message, **extra)], events)
