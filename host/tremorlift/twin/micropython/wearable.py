@@ -24,7 +24,8 @@ What this process (the host side) does for the board:
   fixed address (NimBLE reads it from the controller, HCI vendor command 0xFC09).
 
 Uplink lines (board -> host): ``fetch <rate mHz> <first> <n>``, ``wdt <timeout ms>``, ``feed``,
-``heap <free> <alloc>`` (at the first feed: the firmware is up), ``pwm <pin> <freq|duty_u16>
+``heap <free> <alloc>`` (at the first feed: the firmware is up), ``rom-heap <free> <alloc>``
+(before boot.py runs), ``pwm <pin> <freq|duty_u16>
 <value>``, ``reset``, ``repl``. Downlink (host -> board): chunks of ``<IIHH`` (rate mHz, first
 index, count, 0) and ``count`` x six float32 (ax, ay, az in m/s^2; gx, gy, gz in rad/s).
 """
@@ -211,6 +212,8 @@ class MicroPythonWearable:
         self.resets: list[str] = []  # why each reset happened ("watchdog", "machine.reset", ...)
         self.heap: tuple[int, int] | None = None  # (free, allocated) bytes once the firmware is up
         self.heap_by_boot: list[tuple[int, int]] = []
+        # (free, allocated) bytes before the firmware runs: the board emulation and its start-up.
+        self.rom_heap: tuple[int, int] | None = None
         self.console: collections.deque[str] = collections.deque(maxlen=400)
         self.watchdog_timeout_ms: int | None = None
         self._make_source = make_source
@@ -272,6 +275,8 @@ class MicroPythonWearable:
             self._last_feed_s = time.monotonic()
             if self._up_event is not None:
                 self._up_event.set()
+        elif kind == "rom-heap":
+            self.rom_heap = (int(parts[1]), int(parts[2]))
         elif kind == "pwm" and len(parts) == 4:
             self._haptic_log.append((parts[2], int(parts[3])))
         elif kind == "reset":

@@ -11,6 +11,7 @@
 #   MICROPYBTUART   the HCI UART (a pseudo-terminal served by the host's Bluetooth controller).
 # Then boot.py and main.py run as scripts, as on the board; when main.py returns, the board
 # sits at its REPL (nothing feeds a watchdog the firmware started).
+import gc
 import os
 import sys
 import time
@@ -55,6 +56,10 @@ def _run(name):
     del source
     exec(code, {"__name__": "__main__", "__file__": name})
 
+
+# The heap the board emulation itself takes (reported, so the firmware's own share is known).
+gc.collect()
+_up.write(f"rom-heap {gc.mem_free()} {gc.mem_alloc()}\n".encode())
 
 try:
     _run("boot.py")
