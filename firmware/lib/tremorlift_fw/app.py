@@ -91,6 +91,7 @@ class App:
         ring_frames=config.RING_FRAMES,
         imu_sleep_ms=None,
         bond_store=None,
+        serial_link_bytes_per_s=None,
     ):
         self.i2c = i2c
         self.clock = clock
@@ -131,6 +132,9 @@ class App:
 
             self.ble = BleLink(ble, config.REQUIRE_ENCRYPTED_CONTROL, bond_store)
         self.serial = None
+        # What the USB serial link carries (bytes/s), when the board knows it (a UART bridge):
+        # a stream that needs more is refused instead of blocking the loop.
+        self.serial_link_bytes_per_s = serial_link_bytes_per_s
         if serial is not None:
             from .serial_link import SerialLink
 
@@ -549,6 +553,8 @@ class App:
             return protocol.RES_HARDWARE_ERROR
         if odr_hz not in imu.ODRS_HZ:
             return protocol.RES_OUT_OF_RANGE
+        if self.transport == control.TRANSPORT_SERIAL and not self._serial_fits(odr_hz):
+            return protocol.RES_OUT_OF_RANGE  # more than the UART carries
         for _ in range(config.I2C_RETRIES + 1):
             try:
                 imu.configure(odr_hz, accel_range_g, gyro_range_dps, dlpf_hz)
@@ -584,13 +590,19 @@ class App:
         if transport == control.TRANSPORT_BLE and self.ble is not None:
             pass
         elif transport == control.TRANSPORT_SERIAL and self.serial is not None:
-            pass
+            if not self._serial_fits(self.odr_hz):
+                return protocol.RES_OUT_OF_RANGE  # the rate is more than the UART carries
         else:
             return protocol.RES_OUT_OF_RANGE
         self.transport = transport
         self._update_spf()
         self._publish_info()
         return protocol.RES_OK
+
+    def _serial_fits(self, odr_hz):
+        from .serial_link import fits_link
+
+        return fits_link(odr_hz, config.FRAME_MAX_AGE_MS, self.serial_link_bytes_per_s)
 
     def resend_busy(self):
         return self._resend_next < self._resend_end
@@ -735,7 +747,7 @@ def main():
     from .board import Battery, Haptic, Led
     from .bonds import BondStore
     from .clock import BoardClock
-    from .serial_link import UsbSerialPort
+    from .serial_link import UART_BRIDGE_BYTES_PER_S, UsbSerialPort
 
     name = board_name()
     pins = config.BOARDS[name]
@@ -780,6 +792,8 @@ def main():
         machine_reset=machine.reset,
         wdt=start_watchdog(),
         bond_store=bonds,
+        # The classic ESP32's USB serial is a UART bridge; the S3's and C3's is native USB.
+        serial_link_bytes_per_s=UART_BRIDGE_BYTES_PER_S if pins["chip"] == "esp32" else None,
     )
     app.begin()
     imu = app.imu

@@ -15,6 +15,38 @@ from . import protocol
 _RX_CHUNK = const(64)
 _MAX_MESSAGE = const(256)
 
+# A classic ESP32 has no USB of its own: its boards (DevKitC and the like) reach USB through a
+# UART bridge (CP2102, CH340) at the REPL's 115200 baud, 8N1: 11 520 bytes/s at most. The S3
+# and C3 have a USB serial port built in, far faster than any stream here.
+UART_BRIDGE_BAUD = const(115200)
+UART_BRIDGE_BYTES_PER_S = UART_BRIDGE_BAUD // 10
+# Kept free on the UART for the status messages, the REPL's output and timing slack.
+_UART_MARGIN_PCT = const(90)
+
+
+def stream_bytes_per_s(odr_hz, frame_max_age_ms):
+    """Bytes/s a stream at odr_hz needs on serial: 12 bytes a sample, plus per frame (as many
+    samples as frame_max_age_ms holds, up to 19) its 16-byte header, CRC, COBS code byte and
+    delimiter, plus one STATUS message (44 bytes + 5) a second."""
+    spf = odr_hz * frame_max_age_ms // 1000
+    if spf > protocol.MAX_SAMPLES:
+        spf = protocol.MAX_SAMPLES
+    if spf < 1:
+        spf = 1
+    frame_overhead = protocol.HEADER_BYTES + 2 + 1 + 1
+    frames_per_s = (odr_hz + spf - 1) // spf
+    return (
+        odr_hz * protocol.SAMPLE_BYTES + frames_per_s * frame_overhead + protocol.STATUS_BYTES + 5
+    )
+
+
+def fits_link(odr_hz, frame_max_age_ms, link_bytes_per_s):
+    """True if the stream fits a serial link of link_bytes_per_s (None: no known limit)."""
+    if link_bytes_per_s is None:
+        return True
+    need = stream_bytes_per_s(odr_hz, frame_max_age_ms)
+    return need * 100 <= link_bytes_per_s * _UART_MARGIN_PCT
+
 
 class UsbSerialPort:
     """The board's USB serial (REPL) port; Ctrl-C keeps working since commands are ASCII."""

@@ -114,6 +114,11 @@ def _validate(args: argparse.Namespace) -> None:
     if args.rate is not None and args.rate not in protocol.CONFIGURE_ODRS_HZ:
         rates = ", ".join(map(str, protocol.CONFIGURE_ODRS_HZ))
         raise UserError(f"--rate must be one of {rates} Hz, got {args.rate}")
+    if args.rate is not None and args.serial not in (None, "twin") and args.simulate is None:
+        # A board whose USB is a 115200-baud UART bridge cannot carry 1 kHz: say so now.
+        from tremorlift.transport.serial import check_stream_fits
+
+        check_stream_fits(args.serial, args.rate)
     if args.session is not None:
         if Path(args.session).exists():
             raise UserError(f"{args.session}: already exists; choose another file name")

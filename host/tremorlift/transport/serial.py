@@ -98,6 +98,68 @@ def check_port(port: str) -> None:
         raise _denied(port, PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
 
 
+# USB-to-UART bridges that ESP32 boards without USB of their own (DevKitC and its clones) carry
+# the REPL through, by USB vendor and product id. Boards with native USB (ESP32-S3, -C3:
+# Espressif's 0x303A) are not limited by a UART.
+UART_BRIDGES = {
+    (0x10C4, 0xEA60): "CP210x",
+    (0x1A86, 0x7523): "CH340",
+    (0x1A86, 0x5523): "CH341",
+    (0x1A86, 0x55D4): "CH9102",
+    (0x0403, 0x6001): "FT232R",
+    (0x0403, 0x6015): "FT231X",
+}
+# MicroPython's REPL UART on those boards: 115200 baud 8N1 = 11 520 bytes/s, of which the
+# stream may take 90 % (the firmware refuses the same rates: serial_link.fits_link).
+UART_BYTES_PER_S = 115200 // 10
+UART_STREAM_SHARE = 0.9
+_HEADER_BYTES, _SAMPLE_BYTES, _MAX_SAMPLES, _STATUS_BYTES = 16, 12, 19, 44
+_FRAME_MAX_AGE_MS = 40
+
+
+def stream_bytes_per_s(odr_hz: int) -> int:
+    """Bytes/s a stream at odr_hz needs on serial (as the firmware counts it): 12 bytes a
+    sample; per frame (the samples 40 ms holds, at most 19) a 16-byte header, the CRC, the COBS
+    code byte and the delimiter; one STATUS message a second."""
+    spf = max(1, min(_MAX_SAMPLES, odr_hz * _FRAME_MAX_AGE_MS // 1000))
+    frames_per_s = -(-odr_hz // spf)
+    return odr_hz * _SAMPLE_BYTES + frames_per_s * (_HEADER_BYTES + 4) + _STATUS_BYTES + 5
+
+
+def uart_bridge(port: str) -> str | None:
+    """The UART bridge chip behind ``port`` (e.g. "CP210x"), or None (native USB, or unknown)."""
+    try:
+        ports = list_ports.comports()
+    except Exception:  # noqa: BLE001 - unknown is "not known to be a bridge"
+        return None
+    for info in ports:
+        if info.device == port or (
+            _is_device_path(port) and os.path.realpath(port) == os.path.realpath(info.device)
+        ):
+            if info.vid is None or info.pid is None:
+                return None
+            return UART_BRIDGES.get((info.vid, info.pid))
+    return None
+
+
+def check_stream_fits(port: str, odr_hz: int) -> None:
+    """UserError before streaming when ``port`` is a UART bridge too slow for ``odr_hz``."""
+    bridge = uart_bridge(port)
+    if bridge is None:
+        return
+    need = stream_bytes_per_s(odr_hz)
+    if need > UART_BYTES_PER_S * UART_STREAM_SHARE:
+        limit = UART_BYTES_PER_S * UART_STREAM_SHARE
+        fitting = next(r for r in (500, 400, 200, 100, 50) if stream_bytes_per_s(r) <= limit)
+        raise SerialPortError(
+            port,
+            f"{odr_hz} Hz needs {need / 1000:.1f} kB/s, more than this board's {bridge} USB-UART "
+            f"bridge carries at 115200 baud ({UART_BYTES_PER_S / 1000:.1f} kB/s); use --rate "
+            f"{fitting} or less on serial, BLE, or a board with native "
+            "USB (ESP32-S3, -C3)",
+        )
+
+
 def _errno(exc: BaseException) -> int | None:
     code = getattr(exc, "errno", None)
     if code is None and isinstance(exc.__cause__, OSError):

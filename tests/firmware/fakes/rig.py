@@ -68,6 +68,7 @@ class Rig:
         bond_store=None,
         clock=None,
         imu_sleep_ms=no_sleep,
+        serial_link_bytes_per_s=None,
     ):
         # clock: any object with ManualClock's interface (advance_ms, ticks_*); imu_sleep_ms:
         # the drivers' blocking sleep (by default time stands still while they wait).
@@ -114,6 +115,7 @@ class Rig:
             ring_frames=ring_frames,
             imu_sleep_ms=imu_sleep_ms,
             bond_store=bond_store,
+            serial_link_bytes_per_s=serial_link_bytes_per_s,
         )
         self.app.begin()
         if self.ble is not None:

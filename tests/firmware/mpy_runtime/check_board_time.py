@@ -6,6 +6,8 @@
 #   gap_10min  the samples lost while the IMU was missing 10 min are counted (> 8.9 min)
 #   gap_25min  ... and 25 min (> 17.9 min, a whole ticks_us wrap)
 #   icm_start  no ICM-42688-P start-up sample reaches a frame, at START and after a re-init
+#   serial_uart  on a UART-bridged board (115200 baud) a rate whose stream needs more than the
+#              UART carries is refused on serial (CONFIGURE, SET_TRANSPORT); native USB takes it
 # Allocation is measured with gc.mem_alloc() and the collector off, so a defect prints a byte
 # count instead of raising under heap_lock (which hangs this WebAssembly port); only code already
 # measured at 0 bytes is then run again with the heap locked.
@@ -258,5 +260,37 @@ def icm_start():
 
 
 icm_start()
+
+
+# --- USB serial through a UART bridge ----------------------------------------------------------
+def serial_uart():
+    from tremorlift_fw.serial_link import UART_BRIDGE_BYTES_PER_S, stream_bytes_per_s
+
+    def configure(rig, odr_hz):
+        args = struct.pack("<HBHH", odr_hz, 8, 1000, 0)
+        return rig.command(R.command(P.OP_CONFIGURE, 2, args))[4]
+
+    def to_serial(rig):
+        return rig.command(R.command(P.OP_SET_TRANSPORT, 3, b"\x01"))[4]
+
+    uart = R.Rig(imu="icm42688", serial=True, serial_link_bytes_per_s=UART_BRIDGE_BYTES_PER_S)
+    uart.connect()
+    got = [configure(uart, 1000), to_serial(uart), configure(uart, 400), to_serial(uart)]
+    got += [configure(uart, 1000), configure(uart, 200)]
+    want = [P.RES_OK, P.RES_OUT_OF_RANGE, P.RES_OK, P.RES_OK, P.RES_OUT_OF_RANGE, P.RES_OK]
+    native = R.Rig(imu="icm42688", serial=True)  # native USB: no known limit
+    native.connect()
+    got_native = [configure(native, 1000), to_serial(native)]
+    need = stream_bytes_per_s(1000, 40)
+    ok = got == want and got_native == [P.RES_OK, P.RES_OK] and uart.app.odr_hz == 200
+    report(
+        "serial_uart",
+        ok,
+        f"1 kHz needs {need} B/s, the UART carries {UART_BRIDGE_BYTES_PER_S}: results {got} "
+        f"(want {want}), native USB {got_native}",
+    )
+
+
+serial_uart()
 
 print("BOARD TIME DONE", len(results), "checks")
