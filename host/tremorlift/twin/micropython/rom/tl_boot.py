@@ -13,8 +13,8 @@
 # sits at its REPL (nothing feeds a watchdog the firmware started).
 import gc
 import os
+import select
 import sys
-import time
 
 import vfs
 
@@ -69,6 +69,11 @@ except KeyboardInterrupt:
 except Exception as e:  # noqa: BLE001 - the board prints it and goes on to its REPL
     sys.print_exception(e)
 print("MicroPython board: at the REPL")
-_up.write(b"repl\n")
+tl_machine._send(b"repl\n")
+# At the REPL the board waits (its Bluetooth stack still runs), until the host resets it or
+# goes away (the downlink pipe then reads as ended).
+_idle = select.poll()
+_idle.register(_down, select.POLLIN)
 while True:
-    time.sleep_ms(1000)
+    if _idle.poll(1000) and not _down.read(4096):
+        tl_machine.host_gone()

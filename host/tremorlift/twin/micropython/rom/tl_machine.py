@@ -35,13 +35,21 @@ _PWM_DEFAULT_FREQ_HZ = 5000
 _PWM_DEFAULT_DUTY_U16 = 32768
 
 
+def host_gone():
+    # The host process ended without stopping this board: nothing more will be fed or asked,
+    # so the board process ends too rather than run on as an orphan.
+    import sys
+
+    sys.exit(3)
+
+
 def _send(line):
     if _up is None:
         return
     try:
         _up.write(line)
     except OSError:
-        pass  # the host is gone: the process is about to be stopped
+        host_gone()
 
 
 # --- pins ------------------------------------------------------------------------------------
@@ -115,7 +123,7 @@ class HostFeed:
         while got < n:
             k = _down.readinto(mv[start + got : start + n])
             if not k:
-                raise OSError(5, "motion feed closed")
+                host_gone()
             got += k
 
     def _next_chunk(self, rate_mhz, index):
