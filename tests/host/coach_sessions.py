@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from tremorlift import protocol as p
+from tremorlift.store.final import store_final
 from tremorlift.store.session import SessionWriter
 from tremorlift.twin.motion.generator import Scenario, generate
 
@@ -49,7 +50,9 @@ def write_session(
     extra: Callable[[SessionWriter, list[int]], None] | None = None,
 ) -> Path:
     """A session of the scenario's every sensor. ``analysis``: "engine" stores the engine's
-    result per device (as the collector does), a dict stores that dict, None stores none.
+    result per device as the collector's live result (the session is then finalised by the
+    first command that reads it), a dict is stored as the session's final analysis, None stores
+    none.
     ``drop_frames``: frame numbers lost on the radio (never resent). ``extra(writer, device_ids)``
     adds more rows before the file is closed."""
     sc = scenario(scenario_name, seed)
@@ -86,9 +89,9 @@ def write_session(
                 t = 0.5 + np.arange(raw.shape[0]) / RATE_HZ
                 acc = raw[:, :3] * (p.STANDARD_GRAVITY_MPS2 / ACCEL_LSB_PER_G)
                 gyr = np.deg2rad(raw[:, 3:] / (GYRO_LSB_PER_DPS_X10 / 10.0))
-                w.add_analysis("session", run_engine(eng, t, acc, gyr, RATE_HZ), device=d)
-            elif isinstance(analysis, dict):
-                w.add_analysis("session", analysis, device=d)
+                w.add_analysis("live", run_engine(eng, t, acc, gyr, RATE_HZ), device=d)
+        if isinstance(analysis, dict):
+            store_final(w, analysis, "test")
         if extra is not None:
             extra(w, ids)
     return path

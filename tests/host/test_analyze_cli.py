@@ -163,7 +163,7 @@ def test_session_file_with_two_sensors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "asymmetry" in res
     # The collector's live engine result stored in the session and the offline analysis agree.
     with SessionReader(path) as reader:
-        stored = {r.device: r.data for r in reader.analyses("session")}
+        stored = {r.device: r.data for r in reader.analyses("live")}
     live_counts = [[len(s["reps"]) for s in d["sets"]] for _, d in sorted(stored.items())]
     assert [[len(s["reps"]) for s in d["sets"]] for d in res["devices"]] == live_counts
 

@@ -151,7 +151,11 @@ def test_two_sensors_offline_analysis_and_left_right(
         and _mask(img, _rgb(rp.DEVICE_COLOURS[1])).sum() > 500
     )
     with SessionReader(s) as r:
-        assert r.analyses() == []  # the report never writes to the session
+        # The report finalised the session (it had never been): its one final analysis.
+        assert [x.kind for x in r.analyses()] == ["final"]
+    assert main(["report", str(s), "--out", str(tmp_path / "r2")]) == 0
+    with SessionReader(s) as r:
+        assert [x.kind for x in r.analyses()] == ["final"]  # and only once
     tremor = imread(tmp_path / "r" / "tremor.png")
     assert _mask(tremor, _rgb(rp.DEVICE_COLOURS[0])).sum() > 100  # one line per sensor
 

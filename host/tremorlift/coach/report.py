@@ -13,7 +13,7 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import matplotlib
 
@@ -44,6 +44,7 @@ from tremorlift.coach.results import (  # noqa: E402
 )
 from tremorlift.errors import UserError  # noqa: E402
 from tremorlift.store.files import write_atomic  # noqa: E402
+from tremorlift.store.final import compare_alerts, live_alerts  # noqa: E402
 from tremorlift.store.session import SessionReader  # noqa: E402
 
 # Okabe-Ito.
@@ -400,7 +401,36 @@ def _sensor_sentence(s: _Sensor) -> str:
     return f"{s.name} on the {s.placement or 'body'}: {s.samples} samples{lost}"
 
 
-def summary_text(result: SessionResult, sensors: list[_Sensor], meta: dict[str, str]) -> str:
+def _alert_words(a: dict[str, Any]) -> str:
+    where = f"set {a['set']} rep {a['rep']}" if a.get("rep") else (
+        f"set {a['set']}" if a.get("set") else f"at {float(a.get('t_s') or 0.0):.0f} s"
+    )  # fmt: skip
+    return f"{a.get('level')} ({str(a.get('kind', '')).replace('_', ' ')}, {where})"
+
+
+def live_sentence(rows: list[dict[str, Any]]) -> str | None:
+    """Where what the lifter was told live differs from the final analysis, in words."""
+    told = [r for r in rows if r["live"] is not None]
+    if not rows:
+        return None
+    if all(r["agree"] for r in rows):
+        return f"Told live: {len(told)} warnings or stops, each as the final analysis has it."
+    parts = []
+    for r in rows:
+        if r["agree"]:
+            continue
+        if r["live"] is not None:
+            partial = "" if r["live"].get("complete", True) else ", computed over lost samples"
+            parts.append(f"{_alert_words(r['live'])} told live{partial}, not in the final analysis")
+        else:
+            parts.append(f"{_alert_words(r['final'])} found afterwards, not told live")
+    return "Live calls that differed: " + "; ".join(parts) + "."
+
+
+def summary_text(
+    result: SessionResult, sensors: list[_Sensor], meta: dict[str, str],
+    live_rows: list[dict[str, Any]] | None = None,
+) -> str:  # fmt: skip
     """The plain-language summary printed to stdout and put at the top of the HTML."""
     lines: list[str] = []
     dur = float(result.get("duration_s") or 0.0)
@@ -487,6 +517,9 @@ def summary_text(result: SessionResult, sensors: list[_Sensor], meta: dict[str, 
         lines.append(f"Left vs right: {speed_verdicts[-1]}.")
     warn = [a for a in result["alerts"] if a.get("level") in ("warn", "stop")]
     lines.append(f"Alerts: {len(result['alerts'])} in all, {len(warn)} warnings or stops.")
+    live = live_sentence(live_rows or [])
+    if live:
+        lines.append(live)
     return "\n".join(lines) + "\n"
 
 
@@ -516,6 +549,7 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
     with SessionReader(session) as reader:
         arrays = usable_arrays(reader)
         result = session_analysis(reader, arrays)
+        live_rows = compare_alerts(live_alerts(reader), cast(dict[str, Any], result))
         meta = dict(reader.meta)
         lost = {
             a.device: max(samples_lost(a), recorded_samples_lost(reader, a.device) or 0)
@@ -554,7 +588,7 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
             ),
         ),
     ]
-    text = summary_text(result, sensors, meta)
+    text = summary_text(result, sensors, meta, live_rows)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -131,7 +131,13 @@ def offline_analysis(
 def session_analysis(
     reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
 ) -> SessionResult:
-    """The stored analysis if the collector saved one, else the engine's result computed now."""
+    """The session's final analysis (``store.final``): the one stored when the session ended,
+    or computed now from its samples and stored (a session the collector could not finalise).
+    A session without samples falls back on what the collector stored live."""
+    from tremorlift.store.final import finalise_file
+
+    if reader.frame_count() > 0:
+        return cast(SessionResult, finalise_file(reader.path))
     stored = stored_analysis(reader)
     return stored if stored is not None else offline_analysis(reader, arrays)
 

@@ -206,12 +206,15 @@ class DeviceChannel:
                     await self._drop_link()
                     self.unlinked_since = time.monotonic()
             if self.link is not None and not self._lost.is_set():
-                if self.collector.options.resend:
-                    await self.resender.final(self._lost)
+                # STOP first, so no new holes open while the last ones are asked for (the
+                # wearable serves RESEND from its ring whether it streams or not).
                 try:
                     await self.checked(protocol.stop())
                 except CommandError:
                     pass
+                await self._drain_briefly()
+                if self.collector.options.resend:
+                    await self.resender.final(self._lost)
                 await self._drain_briefly()
         finally:
             await self._drop_link()
@@ -289,7 +292,9 @@ class DeviceChannel:
                 vl_threshold_pct=o.vl_threshold_pct, placement=o.placement,
                 alerts_enabled=o.alerts_enabled,
             )  # fmt: skip
-            self.feed = LiveFeed(float(info.odr_hz), o.live_resend_wait_s)
+            self.feed = LiveFeed(
+                float(info.odr_hz), o.live_resend_wait_s, on_segment=self._record_timebase
+            )
         if self._ever_connected:
             self.stats.reconnects += 1
             self._record_event("reconnect", {"rebooted": rebooted})
@@ -417,6 +422,12 @@ class DeviceChannel:
         )
 
     # ---------------------------------------------------------------- bookkeeping
+    def _record_timebase(self, boot: int, first_index: int, t0_s: float, rate_hz: float) -> None:
+        self._record_event(
+            "live_timebase",
+            {"boot": boot, "first_index": first_index, "t0_s": t0_s, "rate_hz": rate_hz},
+        )
+
     def _record_event(self, kind: str, data: dict[str, Any]) -> None:
         self.collector.session.add_event(kind, data, device=self.device_id)
 

@@ -15,6 +15,7 @@ stream segment arrived (a reboot or a new stream starts a new segment after the 
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,8 +43,16 @@ class LiveFeed:
     ``(t_s, raw)`` blocks in feed time; ``next_deadline`` says when a held frame's wait runs out.
     """
 
-    def __init__(self, rate_hz: float, wait_s: float = LIVE_RESEND_WAIT_S) -> None:
+    def __init__(
+        self,
+        rate_hz: float,
+        wait_s: float = LIVE_RESEND_WAIT_S,
+        on_segment: Callable[[int, int, float, float], None] | None = None,
+    ) -> None:
         self.rate_hz = float(rate_hz)
+        # Told (boot, first sample index, its feed time, rate) at each new time segment, so the
+        # final analysis can put the stored samples on the same time base (store.final).
+        self._on_segment = on_segment
         self.wait_s = float(wait_s)
         self._boot = -1
         self._next_seq: int | None = None
@@ -147,6 +156,8 @@ class LiveFeed:
             n = frame.n_samples
             self._seg_t0_s = max(h.host_s - (n - 1) / rate, self._last_t_s + 1.0 / rate)
             self._seg_index0 = frame.first_sample_index
+            if self._on_segment is not None:
+                self._on_segment(h.boot, self._seg_index0, self._seg_t0_s, rate)
         idx = np.arange(frame.first_sample_index, frame.end_sample_index)
         t = self._seg_t0_s + (idx - self._seg_index0) / rate
         self._blocks_t.append(t)

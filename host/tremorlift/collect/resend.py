@@ -2,7 +2,7 @@
 
 The wearable's ring keeps its last frames; the collector asks for every hole in the sequence
 numbers it has seen. One :class:`Resender` per device does the asking, both while streaming
-(:meth:`Resender.run`, woken at once when a new hole appears) and once more before STOP
+(:meth:`Resender.run`, woken at once when a new hole appears) and once more after STOP
 (:meth:`Resender.final`), so the two never drift apart.
 """
 
@@ -20,11 +20,33 @@ RESEND_INTERVAL_S = 0.25  # how often holes are looked for when none was reporte
 # resent frame must be asked for again well before the live analysis stops waiting for it
 # (collect/feed.py: LIVE_RESEND_WAIT_S) and before the ring lets the frame go.
 RESEND_RETRY_S = 0.15
-RESEND_TIMEOUT_S = 0.3  # RESEND is answered at once; a lost answer is not waited for long
-FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for before STOP
+RESEND_TIMEOUT_S = 0.15  # RESEND is answered within a few connection events; a lost answer is
+# not waited for long (the range is simply asked again)
+FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for after STOP
 MAX_REMEMBERED_REQUESTS = 10_000  # bounded memory of what was asked when
 
+# Holes are asked for as one range when that range is at most this many times the frames
+# missing in it, or at most COALESCE_SPAN_FRAMES long (a few seconds of frames at most).
+COALESCE_FACTOR = 6
+COALESCE_SPAN_FRAMES = 64
+
 Command = Callable[[bytes, float], Awaitable[protocol.Response]]
+
+
+def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` (first_seq, count), in order, merged where asking once is cheaper than
+    asking several times: neighbours whose merged span stays within ``COALESCE_FACTOR`` times
+    the frames missing in it, or within ``COALESCE_SPAN_FRAMES``."""
+    out: list[tuple[int, int, int]] = []  # (first, end, frames missing)
+    for first, count in sorted(ranges):
+        if out:
+            f0, e0, m0 = out[-1]
+            span, missing = first + count - f0, m0 + count
+            if span <= COALESCE_SPAN_FRAMES or span <= COALESCE_FACTOR * missing:
+                out[-1] = (f0, first + count, missing)
+                continue
+        out.append((first, first + count, count))
+    return [(f, e - f) for f, e, _ in out]
 
 
 class CommandError(Exception):
@@ -101,13 +123,20 @@ class Resender:
             if not active():
                 continue
             now = time.monotonic()
-            for key in self.resendable(self._missing()):
-                if now - self._asked_at.get(key, -1e9) < RESEND_RETRY_S:
-                    continue
+            due = [
+                key
+                for key in self.resendable(self._missing())
+                if now - self._asked_at.get(key, -1e9) >= RESEND_RETRY_S
+            ]
+            for key in due:
                 self._asked_at[key] = now
-                result = await self._ask(*key)
+            # The wearable serves one RESEND at a time (others are answered BUSY): holes close
+            # together are asked for as one range, their frames already here coming twice.
+            for first, count in coalesce(due):
+                result = await self._ask(first, count)
                 if result == protocol.RES_BUSY:
-                    self._asked_at.pop(key, None)  # ask again on the next round
+                    for key in due:
+                        self._asked_at.pop(key, None)  # ask again on the next round
                     break
                 if result is None and not active():
                     break
@@ -119,7 +148,7 @@ class Resender:
                 self.wake.set()
 
     async def final(self, lost: asyncio.Event) -> None:
-        """Before STOP: ask once more for every frame still missing and wait a little for them,
+        """After STOP: ask once more for every frame still missing and wait a little for them,
         so frames lost in the last moments are not left as holes the streaming loop never saw."""
         deadline = time.monotonic() + FINAL_RESEND_S
         gone: set[tuple[int, int]] = set()  # answered NOT_AVAILABLE: out of the ring for good
@@ -127,7 +156,7 @@ class Resender:
             missing = [r for r in self.resendable(self._missing()) if r not in gone]
             if not missing:
                 return
-            for key in missing:
+            for key in coalesce(missing):
                 if await self._ask(*key) == protocol.RES_NOT_AVAILABLE:
-                    gone.add(key)
+                    gone.update(missing)  # what is left is below the ring's oldest frame
             await asyncio.sleep(RESEND_RETRY_S)

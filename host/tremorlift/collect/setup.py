@@ -299,12 +299,14 @@ def _add_devices(
             collector.add_device(name, lambda ch, port=port: SerialLink(port, ch))
         return
     from tremorlift.transport.ble import BleLink  # noqa: PLC0415
-    from tremorlift.transport.pairing import link_options  # noqa: PLC0415
+    from tremorlift.transport.pairing import link_options, sensor_names  # noqa: PLC0415
 
     backend = fleet.backend if fleet is not None else None
+    named = sensor_names()  # the user's name and limb for each paired wearable
     # Pairing per connection (transport.pairing.link_options): a named, unpaired wearable pairs
     # on connect; twin links pair on demand (the twin's bonds live in its memory).
     for name, address in targets:
+        user_name, limb = named.get(address.upper(), (None, None))
         collector.add_device(
             name,
             lambda ch, address=address, name=name: BleLink(
@@ -314,4 +316,5 @@ def _add_devices(
                     address=address, emit=emit,
                 ),
             ),
+            name=user_name, limb=limb,
         )  # fmt: skip

@@ -49,35 +49,24 @@ def add_parser(subparsers: Any) -> None:
         help="where the sensor was worn (overrides what a session file says; the analysis works without it)",
     )
     p.add_argument("--no-alerts", action="store_true", help="master switch: raise no alerts at all")
+    p.add_argument(
+        "--recompute",
+        action="store_true",
+        help="a session file: analyse its samples afresh with this tremorlift, instead of "
+        "reading the final analysis stored when it ended (flags above imply it)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.analysis.offline import analyze_streams
 
     if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
         raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
-    sources = load_input(Path(args.input))
-    if args.placement is not None:
-        for src in sources:
-            src.placement = args.placement
-    exercise = args.exercise or sources[0].exercise  # a session says what was lifted
-    try:
-        result = analyze_streams(
-            sources,
-            exercise=exercise,
-            goal=args.goal,
-            vl_threshold_pct=args.vl_threshold,
-            alerts_enabled=not args.no_alerts,
-        )
-    except ValueError as exc:  # e.g. a sample rate too low for tremor
-        raise UserError(f"{args.input}: {exc}") from None
-    finally:
-        for src in sources:
-            getattr(src, "close", lambda: None)()
-    result["input_warnings"] = [
-        w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
-    ]
+    path = Path(args.input)
+    if _is_session(path):
+        result = _analyse_session(path, args)
+    else:
+        result = _analyse_csv(path, args)
     if args.json:
         text = json.dumps(result, indent=2, allow_nan=False) + "\n"
         if args.json == "-":
@@ -87,6 +76,63 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(format_table(result))
     return 0
+
+
+def _is_session(path: Path) -> bool:
+    try:
+        with path.open("rb") as f:
+            return f.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _analyse_session(path: Path, args: argparse.Namespace) -> Any:
+    """A session's final analysis, with the settings it was recorded with; a flag given here
+    overrides its setting and the session is analysed afresh (the stored answer is left)."""
+    from tremorlift.store.final import compute_final, finalise_file
+    from tremorlift.store.session import SessionReader
+
+    overrides = {
+        "exercise": args.exercise, "goal": args.goal, "vl_threshold_pct": args.vl_threshold,
+        "placement": args.placement, "alerts_enabled": False if args.no_alerts else None,
+    }  # fmt: skip
+    if all(v is None for v in overrides.values()) and not args.recompute:
+        return finalise_file(path)
+    if args.goal is not None and args.vl_threshold is None:
+        from tremorlift.analysis.alerts import threshold_pct
+
+        # --goal replaces a threshold the session was recorded with, not only its goal.
+        overrides["vl_threshold_pct"] = threshold_pct(args.goal, None)
+    with SessionReader(path) as reader:
+        return compute_final(reader, overrides)
+
+
+def _analyse_csv(path: Path, args: argparse.Namespace) -> Any:
+    from tremorlift.analysis.offline import analyze_streams
+
+    sources = load_input(path)
+    if args.placement is not None:
+        for src in sources:
+            src.placement = args.placement
+    try:
+        result = analyze_streams(
+            sources,
+            exercise=args.exercise,
+            goal=args.goal,
+            vl_threshold_pct=args.vl_threshold,
+            alerts_enabled=not args.no_alerts,
+        )
+    except ValueError as exc:  # e.g. a sample rate too low for tremor
+        raise UserError(f"{path}: {exc}") from None
+    finally:
+        for src in sources:
+            getattr(src, "close", lambda: None)()
+    result["input_warnings"] = [
+        w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
+    ]
+    return result
 
 
 def load_input(path: Path) -> list[Any]:
@@ -104,18 +150,12 @@ def load_input(path: Path) -> list[Any]:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if head != SQLITE_MAGIC:
         return [open_csv(path)]
+    from tremorlift.store.final import session_sources
     from tremorlift.store.session import SessionReader
 
     reader = SessionReader(path)
-    out: list[Any] = []
     try:
-        for dev in reader.devices():
-            samples = reader.sample_stream(dev.device)
-            if len(samples) < 2:
-                continue
-            out.append(
-                SessionDevice(path, reader, samples, dev.placement, reader.meta.get("exercise"))
-            )
+        out: list[Any] = list(session_sources(reader))
     except BaseException:
         reader.close()
         raise
@@ -123,50 +163,6 @@ def load_input(path: Path) -> list[Any]:
         reader.close()
         raise UserError(f"{path}: the session holds no samples")
     return out
-
-
-class SessionDevice:
-    """One device of a session file, its samples read block by block and checked on the way."""
-
-    def __init__(
-        self, path: Path, reader: Any, samples: Any, placement: str | None, exercise: str | None
-    ) -> None:
-        import numpy as np
-
-        self.path = path
-        self.samples = samples
-        self.name = samples.name
-        self.placement = placement
-        self.exercise = exercise or None
-        self.sample_rate_hz = float(np.median(samples.rate_hz))
-        self.warnings: list[str] = []
-        self.reader = reader
-
-    def close(self) -> None:
-        self.reader.close()
-
-    def blocks(self) -> Any:
-        import numpy as np
-
-        from tremorlift.store.csv_input import MIN_DURATION_S, InputNotes
-
-        notes = InputNotes(self.sample_rate_hz)
-        t_prev = -np.inf
-        t_first: float | None = None
-        for t, acc, gyr in self.samples.blocks():
-            if not (np.isfinite(t).all() and np.isfinite(acc).all() and np.isfinite(gyr).all()):
-                raise UserError(f"{self.path}: device {self.name}: samples are not finite numbers")
-            if t[0] <= t_prev or (t.size > 1 and bool((np.diff(t) <= 0).any())):
-                raise UserError(f"{self.path}: device {self.name}: time does not increase")
-            t_prev = float(t[-1])
-            t_first = float(t[0]) if t_first is None else t_first
-            notes.update(t, acc, gyr)
-            yield t, acc, gyr
-        if t_first is not None and t_prev - t_first < MIN_DURATION_S:
-            self.warnings.append(
-                f"the recording lasts only {t_prev - t_first:.2f} s: too short to analyse"
-            )
-        self.warnings += notes.warnings()
 
 
 def _f(x: Any, fmt: str) -> str:

@@ -112,12 +112,18 @@ class SessionDevice:
 
 
 def session_sources(reader: SessionReader) -> list[SessionDevice]:
-    """Every device of the session that holds samples, as analysis sources."""
+    """Every device of the session that holds samples, as analysis sources. Samples the
+    collector's live analysis saw are put on its time base (``live_timebase`` events), so the
+    final analysis is fed what the live one was; the rest keep their fitted clock."""
     exercise = session_settings(reader).get("exercise")
+    anchors: dict[int | None, list[dict[str, Any]]] = {}
+    for rec in reader.events("live_timebase"):
+        anchors.setdefault(rec.device, []).append(rec.data)
     out = []
     for dev in reader.devices():
         samples = reader.sample_stream(dev.device)
         if len(samples) >= 2:
+            samples.use_live_timebase(anchors.get(dev.device, []))
             out.append(SessionDevice(reader.path, reader, samples, dev.placement, exercise))
     return out
 
@@ -152,6 +158,11 @@ def compute_final(reader: SessionReader, overrides: dict[str, Any] | None = None
     result["input_warnings"] = [
         w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
     ]
+    if reader.wal_missing:
+        result["input_warnings"].append(
+            f"{reader.path.name} was never closed and its {reader.path.name}-wal file is not "
+            "beside it: the last seconds recorded (after its last save) are missing"
+        )
     number_alerts(result)
     result["settings"] = settings
     final: dict[str, Any] = {**result}  # stored as JSON, read back untyped

@@ -495,6 +495,8 @@ class SessionReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise UserError(f"{self.path}: no such session file")
+        # Looked at before SQLite opens the file (opening it may create a fresh -wal).
+        self.wal_missing = self._wal_missing()
         uri = "file:" + urllib.parse.quote(str(self.path.resolve())) + "?mode=ro"
         try:
             self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
@@ -536,6 +538,17 @@ class SessionReader:
         if problems != ["ok"]:
             raise UserError(f"{self.path}: damaged session file ({'; '.join(problems)})")
 
+    def _wal_missing(self) -> bool:
+        """A file left in write-ahead-log mode (its recording was never closed) without its
+        ``-wal`` beside it: what was recorded after its last checkpoint is not in it."""
+        try:
+            with self.path.open("rb") as f:
+                header = f.read(20)
+        except OSError:
+            return False
+        wal_mode = len(header) >= 20 and header[18] == 2 and header[19] == 2
+        return wal_mode and not self.path.with_name(self.path.name + "-wal").exists()
+
     def _why_no_tables(self) -> str:
         """A file with no tables: an empty session whose data sits in a missing ``-wal`` file (a
         recording killed before its first checkpoint, copied without it), or not a session."""
@@ -544,15 +557,14 @@ class SessionReader:
                 header = f.read(100)
         except OSError:
             header = b""
-        wal_mode = len(header) >= 20 and header[18] == 2 and header[19] == 2
-        ours = len(header) >= 72 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal_mode and not wal.exists():
+        if self.wal_missing:
+            wal = self.path.with_name(self.path.name + "-wal")
             return (
                 f"not a finished session file: its data is in {wal.name}, which is missing "
                 "(the recording was killed before it was saved whole); copy that file beside "
                 "it and open it again"
             )
+        ours = len(header) >= 72 and int.from_bytes(header[68:72], "big") == APPLICATION_ID
         if ours:
             return "a tremorlift session that holds nothing yet (no meta table)"
         return "not a tremorlift session (no meta table)"
@@ -804,9 +816,13 @@ class SessionReader:
         # In time order frame after frame (the usual case) the blocks can go out as read;
         # otherwise DeviceSamples falls back to arrays(), which sorts.
         in_order = bool(np.all(t_last >= t_first)) and bool(np.all(t_first[1:] > t_last[:-1]))
+        starts = [
+            (int(boots[f]), int(first[f]))
+            for f in (np.flatnonzero(seg_of_frame == s)[0] for s in range(len(clocks)))
+        ]
         return DeviceSamples(
             self, device, name, seg_infos, clocks, seg_of_frame, int(n_per_frame.sum()),
-            in_order, frames_per_block,
+            in_order, frames_per_block, starts,
         )  # fmt: skip
 
     def _frame_chunks(self, device: int, n: int) -> Iterator[list[tuple[int, float, bytes]]]:
@@ -836,6 +852,17 @@ class SessionReader:
         return {d.device: self.arrays(d.device) for d in self.devices()}
 
 
+class _LinearClock:
+    """Sample times at a fixed rate from one anchored sample (the live analysis's time base)."""
+
+    def __init__(self, t0_s: float, index0: int, rate_hz: float) -> None:
+        self.t0_s, self.index0, self.rate_hz = t0_s, index0, rate_hz
+
+    def time_s(self, sample_index: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        idx = np.asarray(sample_index, dtype=np.float64)
+        return self.t0_s + (idx - self.index0) / self.rate_hz
+
+
 class DeviceSamples:
     """One device's samples, streamed: ``blocks()`` yields ``(t_s, accel_mps2, gyro_radps)`` in
     time order, the same samples as :meth:`SessionReader.arrays` (which it uses, holding
@@ -853,8 +880,10 @@ class DeviceSamples:
         n_samples: int,
         in_order: bool,
         frames_per_block: int,
+        segment_starts: list[tuple[int, int]] | None = None,
     ) -> None:
         self.reader = reader
+        self._segment_starts = segment_starts or []  # (boot, first sample index) per segment
         self.device = device
         self.name = name
         self.rate_hz = [float(c.rate_hz) for c in clocks]
@@ -867,6 +896,29 @@ class DeviceSamples:
 
     def __len__(self) -> int:
         return self.n_samples
+
+    def use_live_timebase(self, anchors: list[dict[str, Any]]) -> int:
+        """Put each segment the collector's live analysis saw on the live analysis's own time
+        base (``collect.feed``: the first sample's arrival, then the nominal rate), so the final
+        analysis is fed exactly what the live one was; segments it never saw keep their fitted
+        clock. ``anchors``: the session's ``live_timebase`` events of this device. Returns how
+        many segments were put on it."""
+        done = 0
+        for s, (boot, first_index) in enumerate(self._segment_starts):
+            mine = [a for a in anchors if a.get("boot") == boot]
+            # The live segment that opened at or before this stored segment's first sample.
+            before = [a for a in mine if int(a["first_index"]) <= first_index]
+            anchor = max(before, key=lambda a: int(a["first_index"])) if before else (
+                min(mine, key=lambda a: int(a["first_index"])) if mine else None
+            )  # fmt: skip
+            if anchor is None:
+                continue
+            self._clocks[s] = _LinearClock(
+                float(anchor["t0_s"]), int(anchor["first_index"]), float(anchor["rate_hz"])
+            )
+            self.rate_hz[s] = float(anchor["rate_hz"])
+            done += 1
+        return done
 
     def blocks(
         self,
