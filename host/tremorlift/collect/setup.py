@@ -102,7 +102,9 @@ async def collect(
     options = cfg.options or CollectOptions()
     fleet = None
     if cfg.serial not in (None, "twin") and cfg.simulate is None:
-        _check_port(cfg.serial)
+        from tremorlift.transport.serial import check_port  # noqa: PLC0415
+
+        check_port(cfg.serial)  # a missing port fails here, before any session file exists
     if cfg.simulate is not None:
         from tremorlift.twin import runtime  # noqa: PLC0415 - bumble only for the twin
 
@@ -275,17 +277,6 @@ def _ending_signals(collector: Collector, emit: EventSink) -> Any:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
-
-
-def _check_port(port: str) -> None:
-    """A serial port that is not there fails at once, before any session file is created."""
-    import os  # noqa: PLC0415
-
-    if not os.path.exists(port):
-        raise UserError(
-            f"{port}: no such serial port (is the wearable plugged in? `ls /dev/ttyACM* "
-            "/dev/ttyUSB*` lists the ports)"
-        )
 
 
 def _add_devices(
