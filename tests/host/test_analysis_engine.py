@@ -262,6 +262,6 @@ def test_memory_stays_bounded_over_a_long_stream() -> None:
         t0 += 1.0
     assert eng._spectra._ring.shape[0] <= eng._spectra.win_n
     assert eng._cycles._t.size <= eng._cycles._buf_n
-    assert eng._ring_n <= int(40.0 * FS_HZ) + n
+    assert eng._reps._ring_n <= int(40.0 * FS_HZ) + n
     assert len(eng._recovery._recent_static_amp) <= 6
     assert eng.result()["sets"] == []

@@ -5,10 +5,11 @@ the same samples because the engine does not depend on how the samples are split
 (leftovers shorter than one fusion group wait for the next block). Memory is bounded: filter
 states, a few seconds of ring buffers, one movement period (capped) and per-set summaries.
 
-The engine coordinates its helpers: ``GravityTracker`` (orientation), ``CycleTracker`` (sets
-and reps by periodicity) and ``measure_rep`` (velocity), ``TremorSpectra`` (tremor windows), and
-the trackers of tremor episodes (``episodes``), holds (``holds``) and recovery (``recovery``). It
-feeds them, collects their events and keeps the dynamic sets' bookkeeping itself.
+The engine coordinates its helpers: ``GravityTracker`` (orientation), ``VerticalMotion``
+(vertical acceleration and stillness), ``CycleTracker`` (sets and reps by periodicity),
+``RepBounds`` (each rep's bounds and velocity), ``TremorSpectra`` (tremor windows), and the
+trackers of tremor episodes (``episodes``), holds (``holds``) and recovery (``recovery``). It
+feeds them, collects their events, and keeps the dynamic sets' bookkeeping itself.
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ from scipy import signal
 
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
+from tremorlift.analysis.bounds import RepBounds
 from tremorlift.analysis.contract import AlertKind, AlertLevel, EngineResult
-from tremorlift.analysis.cycles import Cycle, CycleTracker
-from tremorlift.analysis.dsp import (
-    StreamingBoxcar,
-    StreamingSos,
-    principal_axis,
-    run_lengths,
-    runs,
-)
+from tremorlift.analysis.cycles import CycleTracker
+from tremorlift.analysis.dsp import StreamingSos
 from tremorlift.analysis.episodes import (
     BASELINE_FLOOR_MPS2,
     MAX_WINDOWS_KEPT,
@@ -40,17 +36,7 @@ from tremorlift.analysis.events import Event, alert_event
 from tremorlift.analysis.holds import HoldStep, HoldTracker, was_setup, without_alerts_of
 from tremorlift.analysis.orientation import GravityTracker
 from tremorlift.analysis.recovery import RecoveryTracker
-from tremorlift.analysis.reps import (
-    FAST_STILL_ACCEL_MPS2,
-    FAST_STILL_GYRO_RADPS,
-    FAST_STILL_HOLD_S,
-    FAST_STILL_WINDOW_S,
-    STILL_GYRO_RADPS,
-    STILL_JERK_MPS3,
-    Rep,
-    concentric_sign,
-    measure_rep,
-)
+from tremorlift.analysis.reps import Rep, concentric_sign
 from tremorlift.analysis.tremor import (
     HOP_S,
     MOVING_TREMOR_BAND_HZ,
@@ -60,69 +46,13 @@ from tremorlift.analysis.tremor import (
     TremorSpectra,
     TremorWindows,
 )
+from tremorlift.analysis.vertical import VerticalMotion
 
 MIN_SAMPLE_RATE_HZ = 25.0  # reps and sets are found on a 25 Hz grid
 TREMOR_MIN_RATE_HZ = 50.0  # tremor up to 15 Hz needs margin below Nyquist
-STILL_LOWPASS_HZ = 2.0
 TREMOR_HIGHPASS_HZ = 0.5
 SET_GAP_S = 15.0  # no rep for this long ends a set
 MIN_SET_REPS = 2
-REP_RING_S = 40.0  # full-rate samples kept for measuring reps (a set is found up to 20 s late)
-SETTLE_PERIODS = 0.3  # a rep's end waits this share of a period for the limb to come to rest
-SETTLE_MIN_S = 0.2
-SETTLE_MAX_S = 1.0
-TURNING_RATE_RADPS = 0.5  # a limb whose angular rate peaks above this turns with the rep
-TURN_CLEARANCE_PERIODS = 0.2  # a rep's bound lies at least this far from its turn
-GRAVITY_QUIET_S = 0.2
-OFFSET_FORGET = 0.98  # weight of older postures in the accelerometer-offset fit
-OFFSET_RIDGE = 0.5  # pulls unobserved offset directions to zero
-OFFSET_MAX_MPS2 = 1.5
-
-
-def _turnaround(
-    ring: np.ndarray,
-    b_s: float,
-    turn_s: float,
-    period_s: float,
-    reach_s: float,
-    from_s: float | None = None,
-) -> float | None:
-    """Where the limb reverses at its rest side near ``b_s``: a zero of the angular rate about
-    its main axis when it turns, else a zero of its vertical velocity. Given ``from_s`` (a rep's
-    start, where the velocity is zero), the velocity is integrated from there and the first
-    reversal after the turn is taken; without it, the velocity is integrated from half a period
-    before and detrended, and the reversal nearest ``b_s`` is taken. Only reversals of the right
-    direction count: if the limb is lower (or turned less) at the turn than at the start, it
-    rests high and the bound is where it starts back down. None if there is none."""
-    t = ring[:, 0]
-    lo = from_s if from_s is not None else min(b_s, turn_s) - 0.5 * period_s
-    k0, k1 = np.searchsorted(t, [lo, max(b_s, turn_s) + reach_s])
-    seg = ring[k0:k1]
-    if seg.shape[0] < 8:
-        return None
-    dt = float(np.median(np.diff(seg[:, 0])))
-    gyro = seg[:, 2:5]
-    if float(np.linalg.norm(gyro, axis=1).max()) >= TURNING_RATE_RADPS:
-        x = gyro @ principal_axis(gyro)
-    else:
-        x = np.cumsum(seg[:, 1]) * dt
-        if from_s is None:
-            x = signal.detrend(x)
-    pos = np.cumsum(x) * dt
-    i_ref = 0 if from_s is not None else int(np.searchsorted(seg[:, 0], b_s))
-    i_turn = int(np.searchsorted(seg[:, 0], turn_s))
-    i_ref, i_turn = min(i_ref, seg.shape[0] - 1), min(i_turn, seg.shape[0] - 1)
-    rising = pos[i_turn] > pos[i_ref]  # at rest the limb is at a minimum: x goes - to +
-    neg = np.signbit(x)
-    cross = np.flatnonzero(neg[:-1] & ~neg[1:]) if rising else np.flatnonzero(~neg[:-1] & neg[1:])
-    ts = seg[cross, 0]
-    if from_s is not None:
-        after = ts[(ts > turn_s + TURN_CLEARANCE_PERIODS * period_s) & (ts <= b_s + reach_s)]
-        return float(after[0]) if after.size else None
-    near = np.flatnonzero(np.abs(ts - b_s) <= reach_s)
-    if near.size == 0:
-        return None
-    return float(ts[near[int(np.argmin(np.abs(ts[near] - b_s)))]])
 
 
 class Engine:
@@ -153,15 +83,9 @@ class Engine:
         self.threshold_pct = vl_alerts.threshold_pct(goal, vl_threshold_pct)
         self._policy = vl_alerts.VelocityLossPolicy(self.threshold_pct, enabled=alerts_enabled)
         self._gravity = GravityTracker(self.fs)
-        lp = signal.butter(2, STILL_LOWPASS_HZ, btype="lowpass", fs=self.fs, output="sos")
         hp = signal.butter(2, TREMOR_HIGHPASS_HZ, btype="highpass", fs=self.fs, output="sos")
-        self._lp = StreamingSos(lp, 6)
         self._hp = StreamingSos(hp, 6)
-        # At low rates the still test keeps at least 3 samples of mean and 2 of hold (one calm
-        # sample can be the instant a moving limb's acceleration crosses zero).
-        self._box = StreamingBoxcar(max(3, int(round(FAST_STILL_WINDOW_S * self.fs))), 4)
-        self._quiet_hold_n = max(2, int(round(FAST_STILL_HOLD_S * self.fs)))
-        self._quiet_run = 0
+        self._vertical = VerticalMotion(self.fs)
         if self.tremor_analysed:
             self._bp_tremor = StreamingSos(
                 signal.butter(4, TREMOR_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
@@ -175,22 +99,8 @@ class Engine:
             )
             self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, 0.5)
         self._cycles = CycleTracker(self.fs)
-        self._concentric_sign = concentric_sign(exercise)
-        self._ring: list[np.ndarray] = []  # blocks of (t, vertical accel, gyro x3, still)
-        self._ring_n = 0
-        self._pending: list[Cycle] = []  # reps found, waiting for their end to settle
-        self._last_bound: tuple[int, float] | None = None  # (set, end) of the last rep measured
+        self._reps = RepBounds(self.fs, concentric_sign(exercise))
         self._set_index = -1
-        self._prev_lp: np.ndarray | None = None
-        self._g0 = 9.80665
-        self._quiet_len = 0
-        self._quiet_sum = 0.0
-        self._quiet_up = np.zeros(3)
-        self._quiet_cnt = 0
-        self._u0 = np.array([0.0, 0.0, 1.0])
-        self._acc_offset = np.zeros(3)
-        self._fit_xx = np.zeros((4, 4))
-        self._fit_xy = np.zeros(4)
         self._tq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # held for the tremor path
         self._tq_n = 0
         self._leftover_t = np.zeros(0)
@@ -235,8 +145,7 @@ class Engine:
 
     def finish(self) -> list[Event]:
         events: list[Event] = []
-        self._pending += self._cycles.finish()
-        for _, rep, set_index in self._settle(np.inf):
+        for _, rep, set_index in self._reps.finish(self._cycles.finish()):
             self._on_rep(rep, set_index, events)
         t_end = self._t_last if np.isfinite(self._t_last) else 0.0
         self._collect(self._tremor.finish(), events)
@@ -269,33 +178,12 @@ class Engine:
         acc, gyr = x[:, 0:3], x[:, 3:6]
         self._t_last = float(t[-1])
         up, gyr_c = self._gravity.update(acc, gyr)
-        lp = self._lp(np.hstack((acc, gyr_c)))
-        # Still = little jerk, little rotation and the still magnitude of gravity: a smooth lift
-        # always has jerk or acceleration (acceleration peaks where jerk crosses zero), while a
-        # slow phase near constant speed would pass an acceleration-only test.
-        prev = self._prev_lp if self._prev_lp is not None else lp[0, 0:3]
-        jerk = np.diff(np.vstack((prev[None, :], lp[:, 0:3])), axis=0) * self.fs
-        self._prev_lp = lp[-1, 0:3].copy()
-        quiet = (
-            np.linalg.norm(jerk, axis=1) / STILL_JERK_MPS3
-            + np.linalg.norm(lp[:, 3:6], axis=1) / STILL_GYRO_RADPS
-        )
-        a_norm = np.linalg.norm(lp[:, 0:3], axis=1)
-        g0 = self._gravity_reference(quiet < 0.5, a_norm, up)
-        a_vert = np.einsum("ij,ij->i", acc, up) - g0
-        box = self._box(np.column_stack((a_vert, gyr_c)))
-        calm = (np.abs(box[:, 0]) < FAST_STILL_ACCEL_MPS2) & (
-            np.linalg.norm(box[:, 1:4], axis=1) < FAST_STILL_GYRO_RADPS
-        )
-        # Calm for FAST_STILL_HOLD_S in a row (carried across blocks).
-        run, self._quiet_run = run_lengths(calm, self._quiet_run)
-        fast_quiet = run >= self._quiet_hold_n
-        a_lin = np.linalg.norm(acc - up * g0[:, None], axis=1)
-        self._ring_push(t, a_vert, gyr_c, fast_quiet, a_lin)
+        a_vert, fast_quiet, a_lin = self._vertical.update(acc, gyr_c, up)
+        self._reps.push(t, a_vert, gyr_c, fast_quiet, a_lin)
         # Reps are handled in time order (when they were known), so results do not depend on
         # how the stream was cut into blocks.
-        self._pending += self._cycles.update(t, acc, gyr_c, fast_quiet)
-        reps = self._settle(self._t_last)
+        self._reps.add(self._cycles.update(t, acc, gyr_c, fast_quiet))
+        reps = self._reps.settle(self._t_last)
         if not self.tremor_analysed:
             for found_s, rep, set_index in reps:
                 self._advance(found_s, events)
@@ -331,159 +219,6 @@ class Engine:
         idx = np.clip(np.searchsorted(t, windows.t_end_s), 0, t.size - 1)
         self._on_windows(windows, up[idx], reps, events)
         return events
-
-    def _gravity_reference(
-        self, quiet: np.ndarray, a_norm: np.ndarray, up: np.ndarray
-    ) -> np.ndarray:
-        """Per sample, what a still accelerometer would read in the current orientation.
-
-        Offsets and scale errors make that depend on posture: |a| ~ G + b . up (b: the offset in
-        sensor axes). The reference is the mean magnitude of the latest quiet stretch (from 0.2 s
-        into it), plus b . (up - up of that stretch), with b fitted over the session's quiet
-        postures. So a limb that rotates during a lift (curl, thigh in a squat) does not see the
-        offset change as vertical acceleration. Quiet stretches carry across blocks.
-        """
-        n_min = int(GRAVITY_QUIET_S * self.fs)
-        skip = n_min // 2
-        g0 = np.empty(a_norm.size)
-        starts, stops, vals = runs(quiet)
-        for a, b, v in zip(starts.tolist(), stops.tolist(), vals.tolist(), strict=True):
-            if not v:
-                self._end_quiet_stretch()
-                g0[a:b] = self._g0 + (up[a:b] - self._u0) @ self._acc_offset
-                continue
-            pos = self._quiet_len + np.arange(b - a)  # position inside the quiet stretch
-            use = pos >= skip
-            csum = self._quiet_sum + np.cumsum(np.where(use, a_norm[a:b], 0.0))
-            cup = self._quiet_up + np.cumsum(np.where(use[:, None], up[a:b], 0.0), axis=0)
-            ccnt = self._quiet_cnt + np.cumsum(use)
-            ready = pos >= n_min
-            first_ready = int(np.argmax(ready)) if ready.any() else b - a
-            # Before the stretch is long enough the previous reference holds.
-            g0[a : a + first_ready] = (
-                self._g0 + (up[a : a + first_ready] - self._u0) @ self._acc_offset
-            )
-            if ready.any():
-                cnt = np.maximum(ccnt[first_ready:], 1)[:, None]
-                g0[a + first_ready : b] = csum[first_ready:] / cnt[:, 0]
-                self._g0 = float(csum[-1] / ccnt[-1])
-                self._u0 = cup[-1] / ccnt[-1]
-            self._quiet_len += b - a
-            self._quiet_sum = float(csum[-1])
-            self._quiet_up = cup[-1].copy()
-            self._quiet_cnt = int(ccnt[-1])
-        return g0
-
-    def _end_quiet_stretch(self) -> None:
-        """A finished quiet stretch is one observation (posture, magnitude) for the offset fit."""
-        if self._quiet_len >= int(GRAVITY_QUIET_S * self.fs) and self._quiet_cnt > 0:
-            x = np.concatenate(([1.0], self._quiet_up / self._quiet_cnt))
-            y = self._quiet_sum / self._quiet_cnt
-            self._fit_xx = OFFSET_FORGET * self._fit_xx + np.outer(x, x)
-            self._fit_xy = OFFSET_FORGET * self._fit_xy + x * y
-            ridge = np.diag([0.0, 1.0, 1.0, 1.0]) * OFFSET_RIDGE
-            try:
-                sol = np.linalg.solve(self._fit_xx + ridge, self._fit_xy)
-                self._acc_offset = np.clip(sol[1:], -OFFSET_MAX_MPS2, OFFSET_MAX_MPS2)
-            except np.linalg.LinAlgError:
-                pass
-        self._quiet_len = 0
-        self._quiet_sum = 0.0
-        self._quiet_up = np.zeros(3)
-        self._quiet_cnt = 0
-
-    def _ring_push(
-        self,
-        t: np.ndarray,
-        a_vert: np.ndarray,
-        gyro: np.ndarray,
-        still: np.ndarray,
-        a_lin: np.ndarray,
-    ) -> None:
-        """Full-rate columns kept for measuring reps: t, vertical acceleration, gyro (3),
-        still flag, |linear acceleration|."""
-        self._ring.append(np.column_stack((t, a_vert, gyro, still, a_lin)))
-        self._ring_n += t.size
-        keep_n = int(REP_RING_S * self.fs)
-        while self._ring and self._ring_n - self._ring[0].shape[0] >= keep_n:
-            self._ring_n -= self._ring.pop(0).shape[0]
-
-    def _ring_array(self) -> np.ndarray:
-        ring = np.concatenate(self._ring) if len(self._ring) > 1 else self._ring[0]
-        self._ring, self._ring_n = [ring], ring.shape[0]
-        return ring
-
-    def _settle(self, t_now: float) -> list[tuple[float, Rep, int]]:
-        """Measures the reps whose end has settled, in order.
-
-        A rep's rest-side bound comes from a low-passed signal that need not be position-like
-        (for a limb that translates without turning it follows the acceleration), so it can fall
-        before or after the limb truly stops. The end is therefore the still sample nearest the
-        bound within ``SETTLE_PERIODS`` (a pause at rest) or, when the limb goes straight into the
-        next rep, the turn-around nearest the bound (see ``_turnaround``). A rep's start is the
-        previous rep's end in the same set, or for a set's first rep found the same way. Which
-        sample ends a rep does not depend on how the stream was cut; only when it is known does.
-        """
-        out: list[tuple[float, Rep, int]] = []
-        while self._pending and self._ring:
-            c = self._pending[0]
-            ring = self._ring_array()
-            t, still = ring[:, 0], ring[:, 5] > 0.5
-            wait_s = min(max(SETTLE_PERIODS * c.period_s, SETTLE_MIN_S), SETTLE_MAX_S)
-            if not c.by_stillness and t_now < c.end_s + wait_s:
-                k0, k1 = np.searchsorted(t, [c.end_s, t_now])
-                if not still[k0 : k1 + 1].any():
-                    break  # the limb may still stop, or turn, within the wait
-            self._pending.pop(0)
-            start = c.start_s
-            last = self._last_bound
-            if last is not None and last[0] == c.set_index and abs(last[1] - start) < c.period_s:
-                start = last[1]
-            else:
-                start = self._bound(ring, start, c.turn_s, c.period_s, wait_s)
-            end, known = c.end_s, c.found_s
-            if not c.by_stillness:
-                end = self._bound(ring, c.end_s, c.turn_s, c.period_s, wait_s, from_s=start)
-                known = max(known, min(end, c.end_s + wait_s))
-            i0, i1 = np.searchsorted(t, [start, end])
-            seg = ring[i0 : i1 + 1]
-            rep = measure_rep(
-                seg[:, 0], seg[:, 1], seg[:, 2:5], self._concentric_sign, a_lin_mps2=seg[:, 6]
-            )
-            self._last_bound = (c.set_index, end)
-            if rep is not None:
-                out.append((known, rep, c.set_index))
-        return out
-
-    def _bound(
-        self,
-        ring: np.ndarray,
-        b_s: float,
-        turn_s: float,
-        period_s: float,
-        wait_s: float,
-        from_s: float | None = None,
-    ) -> float:
-        """A zero-velocity instant for a rep bound found near ``b_s``: the still sample nearest
-        it within ``wait_s`` (a pause at rest), or else the limb's turn-around (``_turnaround``;
-        for an end, the first after the turn, integrating from the rep's start ``from_s``).
-        Only samples on the bound's side of the rep's turn, a fifth of a period away from it,
-        count (a pause at the turn, the chest in a bench press, is not the rest)."""
-        t, still = ring[:, 0], ring[:, 5] > 0.5
-        lo, hi = b_s - wait_s, b_s + wait_s
-        clear = TURN_CLEARANCE_PERIODS * period_s
-        if b_s >= turn_s:
-            lo = max(lo, turn_s + clear)
-        else:
-            hi = min(hi, turn_s - clear)
-        k0, k1 = np.searchsorted(t, [lo, hi])
-        quiet = np.flatnonzero(still[k0:k1])
-        if quiet.size:
-            return float(t[k0 + quiet[int(np.argmin(np.abs(t[k0 + quiet] - b_s)))]])
-        turn = _turnaround(ring, b_s, turn_s, period_s, wait_s, from_s)
-        if turn is None or (turn - turn_s) * (b_s - turn_s) <= 0:
-            return b_s  # none, or one on the far side of the turn: that is the turn itself
-        return turn
 
     def _advance(self, t_now: float, events: list[Event]) -> None:
         """No rep for SET_GAP_S ends a set."""
