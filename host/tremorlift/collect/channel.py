@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from tremorlift import protocol
 from tremorlift.analysis import Engine
+from tremorlift.analysis.contract import EngineResult
 from tremorlift.collect.feed import LiveFeed
 from tremorlift.collect.live import DeviceStats
 from tremorlift.collect.resend import CommandError, Resender
@@ -74,7 +75,7 @@ class DeviceChannel:
         self.info: protocol.DeviceInfo | None = None
         self.device_id: int | None = None
         self.engine: Engine | None = None
-        self.result: dict[str, Any] | None = None
+        self.result: EngineResult | None = None
         self._queue: asyncio.Queue[tuple[bytes, float]] = asyncio.Queue(QUEUE_MAX_MESSAGES)
         self.queue_overflows = 0
         self._lost = asyncio.Event()
@@ -404,7 +405,7 @@ class DeviceChannel:
         for event in self.engine.feed(t, accel, gyro):
             self.collector.on_engine_event(self, event)
 
-    def finish_analysis(self) -> dict[str, Any] | None:
+    def finish_analysis(self) -> EngineResult | None:
         self._flush_feed()
         if self.engine is None:
             return None

@@ -158,9 +158,6 @@ class Collector:
                 f"{name}: tremor {d.get('cause', '?')} at {d.get('peak_hz', 0):.1f} Hz, "
                 f"{d.get('rms_mps2', 0):.3f} m/s2"
             )
-        elif event.kind == "tremor":
-            lift.tremor_rms_mps2 = d.get("rms_mps2", lift.tremor_rms_mps2)
-            lift.tremor_peak_hz = d.get("peak_hz", lift.tremor_peak_hz)
         elif event.kind == "alert":
             self._on_alert(ch, lift, event)
             return

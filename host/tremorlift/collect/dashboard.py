@@ -99,9 +99,10 @@ def render(state: LiveState) -> Group:
         )
 
     lifts = Table.grid(padding=(0, 3), expand=True)
-    for _ in state.lifts or [None]:
+    panels: list[Table | str] = [_lift_panel(lift, state.vl_threshold_pct) for lift in state.lifts]
+    for _ in panels or ["-"]:
         lifts.add_column()
-    lifts.add_row(*[_lift_panel(lift, state.vl_threshold_pct) for lift in state.lifts] or ["-"])
+    lifts.add_row(*(panels or ["-"]))
     degraded = [d for d in state.devices if d.live_degraded]
     parts: list = [links, Panel(lifts, title=f"Session {state.elapsed_s:6.1f} s")]
     if degraded:

@@ -15,10 +15,11 @@ import contextlib
 import json
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from tremorlift.collect.channel import DeviceChannel, LinkFactory
 from tremorlift.collect.collector import CollectOptions, Collector, EventSink
 from tremorlift.errors import UserError
 from tremorlift.store import final as final_analysis
@@ -86,7 +87,7 @@ async def _ble_targets(
     return [(w.name, w.address) for w in found]
 
 
-Hook = Callable[[Collector, Any], Awaitable[None]]
+Hook = Callable[[Collector, Any], Coroutine[Any, Any, None]]
 
 
 async def collect(
@@ -172,7 +173,9 @@ async def collect(
             for ch in collector.channels:
                 ch.want_odr_hz = cfg.odr_hz
         on_tick = ui.update if ui is not None else None
-        hook_task = asyncio.create_task(hook(collector, fleet)) if hook is not None else None
+        hook_task: asyncio.Task[None] | None = (
+            asyncio.create_task(hook(collector, fleet)) if hook is not None else None
+        )
         with _ending_signals(collector, emit):
             try:
                 summary = await collector.run(on_tick)
@@ -286,26 +289,31 @@ def _add_devices(
     if cfg.serial is not None:
         from tremorlift.transport.serial import SerialLink  # noqa: PLC0415
 
+        def serial_link(port: str) -> LinkFactory:
+            return lambda ch: SerialLink(port, ch)
+
         for name, port in targets:
-            collector.add_device(name, lambda ch, port=port: SerialLink(port, ch))
+            collector.add_device(name, serial_link(port))
         return
     from tremorlift.transport.ble import BleLink  # noqa: PLC0415
     from tremorlift.transport.pairing import link_options, sensor_names  # noqa: PLC0415
 
     backend = fleet.backend if fleet is not None else None
     named = sensor_names()  # the user's name and limb for each paired wearable
+
     # Pairing per connection (transport.pairing.link_options): a named, unpaired wearable pairs
     # on connect; twin links pair on demand (the twin's bonds live in its memory).
+    def ble_link(name: str, address: str) -> LinkFactory:
+        def make(ch: DeviceChannel) -> BleLink:
+            # Per connection: a wearable paired on its first connect is known on the next.
+            options = link_options(
+                named=bool(cfg.devices), twin=fleet is not None, name=name, address=address,
+                emit=emit,
+            )  # fmt: skip
+            return BleLink(address, ch, backend=backend, kind=transport, **options)
+
+        return make
+
     for name, address in targets:
         user_name, limb = named.get(address.upper(), (None, None))
-        collector.add_device(
-            name,
-            lambda ch, address=address, name=name: BleLink(
-                address, ch, backend=backend, kind=transport,
-                **link_options(
-                    named=bool(cfg.devices), twin=fleet is not None, name=name,
-                    address=address, emit=emit,
-                ),
-            ),
-            name=user_name, limb=limb,
-        )  # fmt: skip
+        collector.add_device(name, ble_link(name, address), name=user_name, limb=limb)
