@@ -156,7 +156,7 @@ def test_pair_then_collect_only_the_paired_wearable(tmp_path, capsys) -> None:
     assert summary["samples_received"] > 0
     # Everything the session left behind is the user's alone.
     assert _mode(tmp_path / "mine.tlsession") == 0o600
-    from tremorlift.store.history import index_path
+    from tremorlift.coach.history import index_path
 
     assert index_path().exists() and _mode(index_path()) == 0o600
     assert main(["pair", "--list"]) == 0

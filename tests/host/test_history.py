@@ -11,7 +11,7 @@ import pytest
 from coach_sessions import SAMPLES_PER_FRAME, write_session
 from tremorlift.cli import main
 from tremorlift.coach.results import usable_arrays
-from tremorlift.store.history import (
+from tremorlift.coach.history import (
     index_path,
     load_history,
     register_session,

@@ -146,7 +146,7 @@ def test_collect_without_paired_wearable_refuses_before_anything_starts(tmp_path
 
 
 def test_history_index_is_created_for_the_user_only(tmp_path, open_umask) -> None:
-    from tremorlift.store.history import index_path, load_history, register_session
+    from tremorlift.coach.history import index_path, load_history, register_session
 
     summary = {"created_utc": "2026-11-22T02:00:00Z", "created_unix_s": 1.0, "exercises": {}}
     register_session(tmp_path / "a.tlsession", summary)

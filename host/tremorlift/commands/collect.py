@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from tremorlift.collect.feedback import Feedback
     from tremorlift.collect.setup import CollectConfig, collect
     from tremorlift.settings import effective_settings
-    from tremorlift.store.history import register_session
+    from tremorlift.coach.history import register_session
 
     # The config file's per-exercise settings, with the flags given here on top.
     settings = effective_settings(args.exercise, {

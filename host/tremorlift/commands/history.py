@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tremorlift.store.history import (
+    from tremorlift.coach.history import (
         format_history,
         load_history,
         register_session,
