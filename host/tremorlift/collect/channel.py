@@ -33,15 +33,8 @@ if TYPE_CHECKING:
 COMMAND_TIMEOUT_S = 3.0
 QUEUE_MAX_MESSAGES = 50_000  # ~8 minutes of frames of one device at 1 kHz
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # between reconnect attempts, then the last one repeats
-BATTERY_FULL_MV = 4150
-BATTERY_EMPTY_MV = 3300
 
 LinkFactory = Callable[["DeviceChannel"], Link]
-
-
-def battery_pct(mv: int) -> int:
-    frac = (mv - BATTERY_EMPTY_MV) / (BATTERY_FULL_MV - BATTERY_EMPTY_MV)
-    return int(round(100 * min(1.0, max(0.0, frac))))
 
 
 async def wait_either(event: asyncio.Event, timeout_s: float) -> None:
@@ -255,10 +248,12 @@ class DeviceChannel:
         try:
             info = protocol.decode_info(raw)
         except protocol.ProtocolError as exc:
-            if exc.kind == "bad_version":  # retrying will not help: say so and give up
+            if exc.kind == "bad_version":  # retrying cannot help: say so and give up
                 raise UserError(
                     f"{self.label}: {exc}; this collector speaks protocol {protocol.VERSION}"
                 ) from exc
+            if exc.kind == "not_physical":  # its scale factors cannot be right: give up
+                raise UserError(f"{self.label}: {exc}") from exc
             raise
         # A wearable that rebooted has forgotten its configuration (and is not streaming): set
         # the rate again, as on the first connection.
@@ -366,7 +361,7 @@ class DeviceChannel:
             )
         if status.battery_mv:
             self.stats.battery_mv = status.battery_mv
-            self.stats.battery_pct = battery_pct(status.battery_mv)
+            self.stats.battery_pct = protocol.battery_pct(status.battery_mv)
         self.stats.notify_backoffs = status.notify_backoffs
         self.stats.fifo_overflows = status.fifo_overflows
 

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from tremorlift.protocol import BUZZ_PATTERNS_MS, BUZZ_STOP, BUZZ_WARN
 
-CHANNELS = ("haptic", "sound", "speech", "bell")
+DELIVERY_CHANNELS = ("haptic", "sound", "speech", "bell")
 LEVELS = ("warn", "stop")
 TONE_SAMPLE_RATE_HZ = 44100
 # Low pitch for "this is the last rep", high for "stop now"; both sit where laptop speakers
@@ -150,7 +150,7 @@ class Delivery:
     """What :meth:`Feedback.deliver` did with one alert."""
 
     level: str
-    channels: tuple[str, ...]  # the channels that took it, in CHANNELS order
+    channels: tuple[str, ...]  # the channels that took it, in DELIVERY_CHANNELS order
     skipped: dict[str, str] = field(default_factory=dict)  # channel -> why not
 
 
@@ -217,7 +217,7 @@ class Feedback:
         level = str(alert.get("level", ""))
         if level not in LEVELS:
             return Delivery(
-                level, (), {c: f"{level or 'no'} level is not sounded" for c in CHANNELS}
+                level, (), {c: f"{level or 'no'} level is not sounded" for c in DELIVERY_CHANNELS}
             )
         kind = str(alert.get("kind", ""))
         used: list[str] = []
@@ -255,7 +255,7 @@ class Feedback:
                 used.append("bell")
             except (OSError, ValueError) as exc:  # closed or broken stderr
                 skipped["bell"] = str(exc)
-        return Delivery(level, tuple(c for c in CHANNELS if c in used), skipped)
+        return Delivery(level, tuple(c for c in DELIVERY_CHANNELS if c in used), skipped)
 
     def _usable(self, channel: str, skipped: dict[str, str]) -> bool:
         if not self.enabled[channel]:

@@ -17,6 +17,10 @@ from tremorlift.errors import UserError
 from tremorlift.twin import IMUS
 
 ORDER = 20
+# The fastest twin speed-up the collector keeps up with: with 20 % of notifications lost, the
+# demo workout loses nothing in transit up to 8x and starts to lose at 16x (bench/
+# loss_vs_speed.py on a 2-core laptop-class machine; a slower machine warns after the session).
+MAX_TWIN_SPEED = 8.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +61,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--simulate", metavar="SCENARIO", help="collect from the digital twin playing SCENARIO"
     )
     p.add_argument(
-        "--speed", type=float, default=1.0, metavar="X", help="twin speed-up (default 1)"
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help=f"twin speed-up, at most {MAX_TWIN_SPEED:g} (default 1)",
     )
     p.add_argument(
         "--twin",
@@ -104,8 +112,12 @@ def _validate(args: argparse.Namespace) -> None:
         check_scenario(args.simulate)
     elif args.serial == "twin":
         raise UserError("--serial needs a PORT (e.g. /dev/ttyACM0) unless --simulate is given")
-    if not 0 < args.speed <= 100:
-        raise UserError(f"--speed must be in (0, 100], got {args.speed:g}")
+    if not 0 < args.speed <= MAX_TWIN_SPEED:
+        raise UserError(
+            f"--speed must be in (0, {MAX_TWIN_SPEED:g}], got {args.speed:g}: faster than that "
+            "the collector cannot keep up with the twin (samples are lost and the session would "
+            "not be a true recording; bench/loss_vs_speed.py measures it)"
+        )
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration must be positive, got {args.duration:g}")
     if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
@@ -169,12 +181,12 @@ def run(args: argparse.Namespace) -> int:
     # The BLE stacks log every late notification after an unsubscribe as a warning; the
     # dashboard and the summary already account for each frame.
     logging.getLogger("bumble").setLevel(logging.ERROR)
+    from tremorlift.coach.history import register_session
     from tremorlift.collect.collector import CollectOptions
     from tremorlift.collect.dashboard import Dashboard, EventPrinter
     from tremorlift.collect.feedback import Feedback
     from tremorlift.collect.setup import CollectConfig, collect
     from tremorlift.settings import effective_settings
-    from tremorlift.coach.history import register_session
 
     # The config file's per-exercise settings, with the flags given here on top.
     settings = effective_settings(args.exercise, {
@@ -224,7 +236,23 @@ def run(args: argparse.Namespace) -> int:
             f"{rec['samples_lost_in_transit']} lost in transit, {rec['samples_lost_on_device']} lost on "
             f"the device, {rec['reboots_seen']} reboots seen"
         )
-    print(f"session recorded to {summary['session']}")
+    in_transit = summary["recovery"]["samples_lost_in_transit"]
+    if args.simulate is not None and args.speed > 1 and in_transit and not args.inject:
+        print(
+            f"tremorlift: warning: {in_transit} samples lost in transit at --speed {args.speed:g}: "
+            "this machine did not keep up with the twin; use a lower --speed",
+            file=sys.stderr,
+        )
+    final = summary.get("final")
+    if final is not None:
+        told = final["live_alerts_agreeing"]
+        differ = final["live_alerts_differing"]
+        print(
+            f"final analysis: {sum(d['sets'] for d in final['devices'])} sets, "
+            f"{sum(d['reps'] for d in final['devices'])} reps; live calls: {told} as the final "
+            f"analysis has them" + (f", {len(differ)} differed" if differ else "")
+        )
+    print(f"session recorded to {summary['session']} (ended by {summary['ended_by']})")
     try:
         register_session(summary["session"])
     except UserError as exc:  # the recording is safe; only the history index missed it
