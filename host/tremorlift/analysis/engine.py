@@ -50,9 +50,15 @@ from tremorlift.analysis.vertical import VerticalMotion
 
 MIN_SAMPLE_RATE_HZ = 25.0  # reps and sets are found on a 25 Hz grid
 TREMOR_MIN_RATE_HZ = 50.0  # tremor up to 15 Hz needs margin below Nyquist
+# Gravity and posture changes are kept out of the tremor spectra (the lowest band they use, the
+# voluntary movement's, starts here).
 TREMOR_HIGHPASS_HZ = 0.5
 SET_GAP_S = 15.0  # no rep for this long ends a set
+# One movement that looked like the start of a rhythm (a fidget, a re-grip) is no set.
 MIN_SET_REPS = 2
+# A tremor window's cycle-to-cycle stability index is computed only from the tremor floor up and
+# with this share of its power at the peak (below, the cycles are noise).
+TSI_MIN_CONCENTRATION = 0.5
 
 
 class Engine:
@@ -97,7 +103,7 @@ class Engine:
             self._bp_sway = StreamingSos(
                 signal.butter(4, SWAY_BAND_HZ, btype="bandpass", fs=self.fs, output="sos"), 3
             )
-            self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, 0.5)
+            self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, TSI_MIN_CONCENTRATION)
         self._cycles = CycleTracker(self.fs)
         self._reps = RepBounds(self.fs, concentric_sign(exercise))
         self._set_index = -1
@@ -321,8 +327,8 @@ class Engine:
         self._set = None
         reps = s["reps"]
         if len(reps) < MIN_SET_REPS:
-            # One movement that looked like the start of a rhythm (a fidget, a re-grip) is no
-            # set; what it alerted (nothing can: no warn before rep 4) goes with it.
+            # One movement that looked like the start of a rhythm is no set; what it alerted
+            # (nothing can: no warn before rep 4) goes with it.
             return
         good = [r for r in reps if r["quality"] >= vl_alerts.MIN_QUALITY] or reps
         mv = [r["mean_concentric_velocity_mps"] for r in good]
