@@ -33,6 +33,9 @@ LOST_FOR_GOOD_S = 120.0
 ALERT_SPAN_S = 10.0
 
 EventSink = Callable[[str], None]
+# A listener of the session's event stream (``Collector.listeners``): called in the event loop
+# with one JSON-ready dict per event; it must only hand the dict on (a queue, a file line).
+Listener = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -84,6 +87,10 @@ class Collector:
         self._t_start = time.monotonic()
         self._alert_tasks: set[asyncio.Task[Any]] = set()
         self.summary_extra: dict[str, Any] = {}  # merged into the summary (e.g. faults injected)
+        # The machine-readable event stream (collect --events, the live web page): set, rep,
+        # alert, tremor and link events, each a dict with "type" (docs/events.md).
+        self.listeners: list[Listener] = []
+        self._link_seen: dict[int, tuple[str, bool]] = {}
         if options.goal or options.vl_threshold_pct is not None:
             from tremorlift.analysis import alerts as vl_alerts
 
@@ -110,6 +117,23 @@ class Collector:
     def emit(self, line: str) -> None:
         self.emit_line(f"{time.monotonic() - self._t_start:7.1f} s  {line}")
 
+    def publish(self, event_type: str, ch: DeviceChannel | None, /, **data: Any) -> None:
+        """One event to every listener: ``type``, ``session_s``, ``device`` (the sensor's name)
+        and the event's own fields."""
+        if not self.listeners:
+            return
+        event: dict[str, Any] = {"type": event_type, "session_s": round(self.session.host_s(), 3)}
+        if ch is not None:
+            event["device"] = ch.stats.name
+            event["limb"] = self.lifts[id(ch)].limb
+        event.update(data)
+        for listener in list(self.listeners):
+            listener(event)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The live state now, JSON-ready: what a page that (re)connects draws first."""
+        return asdict(self.snapshot())
+
     # ---------------------------------------------------------------- engine events
     def on_engine_event(self, ch: DeviceChannel, event: Event) -> None:
         lift = self.lifts[id(ch)]
@@ -125,11 +149,13 @@ class Collector:
             if lift.set_kind == "hold":
                 lift.hold_number += 1
                 self.emit(f"{name}: hold {lift.hold_number} started")
+                self.publish("set_start", ch, t_s=event.t_s, kind="hold", hold=lift.hold_number)
             else:
                 # Numbered among the sensor's lifting sets that were kept (a set the engine
                 # later drops for having one rep leaves its number to the next).
                 lift.set_number = lift.sets_done + 1
                 self.emit(f"{name}: set {lift.set_number} started")
+                self.publish("set_start", ch, t_s=event.t_s, kind="dynamic", set=lift.set_number)
         elif event.kind == "rep":
             lift.rep_number = int(d.get("rep", lift.rep_number + 1))
             v = d.get("mean_concentric_velocity_mps")
@@ -142,14 +168,26 @@ class Collector:
             lift.last_rep_span_s = (float(d.get("start_s", event.t_s)), float(event.t_s))
             vtxt = "-" if v is None else f"{v:.2f} m/s"
             self.emit(f"{name}: set {lift.set_number} rep {lift.rep_number}: {vtxt}")
+            self.publish(
+                "rep", ch, t_s=event.t_s, set=lift.set_number, rep=lift.rep_number,
+                velocity_mps=v, best_velocity_mps=lift.best_rep_velocity_mps,
+                velocity_loss_pct=lift.velocity_loss_pct, zone=d.get("zone"),
+                threshold_pct=self.state.vl_threshold_pct, quality=d.get("quality"),
+            )  # fmt: skip
         elif event.kind == "set_end":
             lift.in_set = False
             if d.get("kind") == "hold":
                 self.emit(f"{name}: hold {lift.hold_number} ended")
+                self.publish("set_end", ch, t_s=event.t_s, kind="hold", hold=lift.hold_number)
             else:
                 lift.sets_done += 1
                 lift.set_number = lift.sets_done
-                self.emit(f"{name}: set {lift.set_number} ended ({len(d.get('reps', []))} reps)")
+                n_reps = len(d.get("reps", []))
+                self.emit(f"{name}: set {lift.set_number} ended ({n_reps} reps)")
+                self.publish(
+                    "set_end", ch, t_s=event.t_s, kind="dynamic", set=lift.set_number,
+                    reps=n_reps, velocity_loss_pct=d.get("velocity_loss_pct"),
+                )  # fmt: skip
         elif event.kind == "tremor_episode":
             lift.tremor_rms_mps2 = d.get("rms_mps2")
             lift.tremor_peak_hz = d.get("peak_hz")
@@ -158,6 +196,10 @@ class Collector:
                 f"{name}: tremor {d.get('cause', '?')} at {d.get('peak_hz', 0):.1f} Hz, "
                 f"{d.get('rms_mps2', 0):.3f} m/s2"
             )
+            self.publish(
+                "tremor", ch, t_s=event.t_s, cause=d.get("cause"), peak_hz=d.get("peak_hz"),
+                rms_mps2=d.get("rms_mps2"), start_s=d.get("start_s"), end_s=d.get("end_s"),
+            )  # fmt: skip
         elif event.kind == "alert":
             self._on_alert(ch, lift, event)
             return
@@ -188,6 +230,10 @@ class Collector:
         where = f" set {alert.set}" if alert.set else ""
         where += f" rep {alert.rep}" if alert.rep else ""
         self.emit(f"ALERT {alert.level.upper()} {alert.kind} [{alert.device}{where}]: {message}")
+        self.publish(
+            "alert", ch, t_s=alert.t_s, level=alert.level, kind=alert.kind, message=message,
+            set=alert.set, rep=alert.rep, complete=complete,
+        )  # fmt: skip
         self._deliver(ch, alert)
         if self.on_alert is not None:
             res = self.on_alert(ch, alert)
@@ -221,6 +267,14 @@ class Collector:
         self.state.elapsed_s = time.monotonic() - self._t_start
         self.state.devices = [ch.refresh_stats() for ch in self.channels]
         self.state.lifts = [self.lifts[id(ch)] for ch in self.channels]
+        for ch, stats in zip(self.channels, self.state.devices, strict=True):
+            seen = (stats.state, stats.live_degraded)
+            if self._link_seen.get(id(ch)) != seen:
+                self._link_seen[id(ch)] = seen
+                self.publish(
+                    "link", ch, state=stats.state, degraded=stats.live_degraded,
+                    samples_lost=stats.samples_lost, battery_pct=stats.battery_pct,
+                )  # fmt: skip
         return self.state
 
     def _all_lost_for_good(self) -> bool:
@@ -234,6 +288,11 @@ class Collector:
         """Run until ``options.duration_s`` passes or ``stop_event`` is set; return the summary."""
         if not self.channels:
             raise UserError("no wearable to collect from")
+        self.publish(
+            "session_start", None, session=str(self.session.path),
+            devices=[ch.stats.name for ch in self.channels],
+            threshold_pct=self.state.vl_threshold_pct,
+        )  # fmt: skip
         tasks = [
             asyncio.create_task(ch.run(self.stop_event), name=f"device {ch.label}")
             for ch in self.channels

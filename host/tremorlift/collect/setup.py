@@ -184,6 +184,10 @@ async def collect(
                     hook_task.cancel()
                     await asyncio.gather(hook_task, return_exceptions=True)
             summary = _finalise(collector, session, summary, emit)
+            collector.publish(
+                "session_end", None, ended_by=summary.get("ended_by"), final=summary.get("final"),
+                samples_lost=summary["samples_lost"],
+            )  # fmt: skip
     finally:
         session.close()
         if fleet is not None:
