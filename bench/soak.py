@@ -29,7 +29,7 @@ import numpy as np
 from tremorlift import protocol
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 from tremorlift.twin.radio.faults import Fault, FaultInjector
 
 RSS_SAMPLE_INTERVAL_S = 15.0

@@ -8,7 +8,7 @@ import json
 
 import pytest
 from tremorlift.cli import main
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 
 pytestmark = pytest.mark.slow
 

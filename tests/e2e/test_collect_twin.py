@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 from tremorlift.twin.radio.faults import FaultInjector, parse_inject
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import pytest
 from tremorlift import protocol
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 from tremorlift.transport.ble import BleLink, PairingRequired
 from tremorlift.twin.micropython import build
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from tremorlift.store.final import compare_alerts
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 
 pytestmark = pytest.mark.slow
 

@@ -152,7 +152,7 @@ def test_sqlite_file_that_is_not_a_session(
 
 def test_session_file_with_two_sensors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from coach_sessions import write_session
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     path = write_session(tmp_path / "two.tlsession", "two-sensors", seed=2, analysis="engine")
     out = tmp_path / "two.json"
@@ -318,7 +318,7 @@ def test_clipped_accelerometer_is_reported(
 
 def test_session_samples_stream_in_blocks_as_arrays_gives_them(tmp_path: Path) -> None:
     from coach_sessions import write_session
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     path = write_session(tmp_path / "two.tlsession", "two-sensors", seed=3, analysis="engine")
     with SessionReader(path) as reader:

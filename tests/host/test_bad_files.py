@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from tremorlift import protocol as p
 from tremorlift.cli import main
-from tremorlift.store.session import FORMAT_VERSION, SessionWriter
+from tremorlift.store.schema import FORMAT_VERSION
+from tremorlift.store.session import SessionWriter
 
 INFO = p.DeviceInfo(
     (0, 1, 0), 3, 255, 200, 8, 1000, 100, 4096, 328, 19, 300, 0x1234, 247, "TL-0001"

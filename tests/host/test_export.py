@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from coach_sessions import write_session
 from tremorlift.cli import main
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from tremorlift.store.final import (
     session_settings,
     store_settings,
 )
-from tremorlift.store.session import SessionReader, SessionWriter
+from tremorlift.store.reader import SessionReader
+from tremorlift.store.session import SessionWriter
 
 REP = {"mean_concentric_velocity_mps": 0.5}
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from coach_sessions import SAMPLES_PER_FRAME, write_session
 from tremorlift.cli import main
-from tremorlift.coach.results import usable_arrays
 from tremorlift.coach.history import (
     index_path,
     load_history,
@@ -19,7 +18,9 @@ from tremorlift.coach.history import (
     summarize_session,
     trends,
 )
-from tremorlift.store.session import SessionReader, SessionWriter
+from tremorlift.coach.results import usable_arrays
+from tremorlift.store.reader import SessionReader
+from tremorlift.store.session import SessionWriter
 
 
 @pytest.fixture(autouse=True)

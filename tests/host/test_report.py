@@ -14,7 +14,7 @@ from coach_sessions import write_session
 from matplotlib.image import imread
 from tremorlift.cli import main
 from tremorlift.coach import report as rp
-from tremorlift.store.session import SessionReader
+from tremorlift.store.reader import SessionReader
 
 
 def _rgb(hex_colour: str) -> np.ndarray:

@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from tremorlift import protocol as p
 from tremorlift.errors import UserError
-from tremorlift.store.session import FORMAT_VERSION, SessionReader, SessionWriter
+from tremorlift.store.reader import SessionReader
+from tremorlift.store.schema import FORMAT_VERSION
+from tremorlift.store.session import SessionWriter
 
 INFO = p.DeviceInfo(
     (1, 2, 3), 3, 255, 400, 8, 1000, 160, 4096, 328, 19, 512, 0xBEEF, 247, "TL-1A2B"

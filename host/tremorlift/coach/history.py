@@ -165,7 +165,7 @@ def summarize_session(session_path: str | os.PathLike[str]) -> dict[str, Any]:
         session_analysis,
         usable_arrays,
     )
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     with SessionReader(session_path) as reader:
         arrays = usable_arrays(reader)

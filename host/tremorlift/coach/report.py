@@ -23,7 +23,6 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-
 from tremorlift.analysis.combine import device_results  # noqa: E402
 from tremorlift.analysis.contract import (  # noqa: E402
     Alert,
@@ -45,7 +44,7 @@ from tremorlift.coach.results import (  # noqa: E402
 from tremorlift.errors import UserError  # noqa: E402
 from tremorlift.store.files import write_atomic  # noqa: E402
 from tremorlift.store.final import compare_alerts, live_alerts  # noqa: E402
-from tremorlift.store.session import SessionReader  # noqa: E402
+from tremorlift.store.reader import SessionReader  # noqa: E402
 
 # Okabe-Ito.
 BLUE = "#0072B2"

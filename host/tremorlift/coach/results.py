@@ -12,11 +12,10 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-
 from tremorlift.analysis.combine import combine_devices
 from tremorlift.analysis.contract import Alert, AsymmetryRow, DeviceResult, SessionResult
 from tremorlift.errors import UserError
-from tremorlift.store.session import DeviceArrays, Record, SessionReader
+from tremorlift.store.reader import DeviceArrays, Record, SessionReader
 
 # Tremor over time, computed from the samples for plots: 2 s Hann windows every 0.5 s give
 # 0.5 Hz resolution, enough to tell 4-6 Hz rest tremor from 8-12 Hz physiological tremor.

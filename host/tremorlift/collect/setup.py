@@ -24,7 +24,8 @@ from tremorlift.collect.collector import CollectOptions, Collector, EventSink
 from tremorlift.errors import UserError
 from tremorlift.store import final as final_analysis
 from tremorlift.store.files import write_atomic
-from tremorlift.store.session import SessionReader, SessionWriter
+from tremorlift.store.reader import SessionReader
+from tremorlift.store.session import SessionWriter
 
 # The signals that end a session cleanly (finalised, summary written) instead of killing it.
 ENDING_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}

@@ -92,7 +92,7 @@ def _analyse_session(path: Path, args: argparse.Namespace) -> Any:
     """A session's final analysis, with the settings it was recorded with; a flag given here
     overrides its setting and the session is analysed afresh (the stored answer is left)."""
     from tremorlift.store.final import compute_final, finalise_file
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     overrides = {
         "exercise": args.exercise, "goal": args.goal, "vl_threshold_pct": args.vl_threshold,
@@ -151,7 +151,7 @@ def load_input(path: Path) -> list[Any]:
     if head != SQLITE_MAGIC:
         return [open_csv(path)]
     from tremorlift.store.final import session_sources
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     reader = SessionReader(path)
     try:

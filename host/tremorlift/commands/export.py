@@ -72,7 +72,7 @@ def build_tables(session: Path) -> dict[str, Table]:
     """Table name -> columns (name -> values); sample columns are numpy arrays."""
     from tremorlift.analysis.combine import device_results
     from tremorlift.coach.results import session_analysis, usable_arrays
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     tables: dict[str, Table] = {}
     with SessionReader(session) as reader:

@@ -29,7 +29,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tremorlift.coach.report import build_report
-    from tremorlift.store.session import SessionReader
+    from tremorlift.store.reader import SessionReader
 
     session = Path(args.session)
     SessionReader(session).close()  # a bad file fails here, before anything is created

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from tremorlift.analysis.contract import EngineResult, SessionResult
 from tremorlift.errors import UserError
-from tremorlift.store.session import SessionReader, SessionWriter
+from tremorlift.store.reader import SessionReader
+from tremorlift.store.session import SessionWriter
 
 FINAL_KIND = "final"  # the analysis row holding the final analysis (device NULL: all sensors)
 SETTINGS_KEY = "settings"  # meta key: the settings the session was recorded with, as JSON
