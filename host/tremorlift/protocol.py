@@ -4,6 +4,10 @@ Every decoder here raises only :class:`ProtocolError` on bad input. Encoders exi
 so the host can send commands and tests can build device messages; the firmware has its own encoder
 (``firmware/lib/tremorlift_fw/protocol.py``) and both are held to the golden vectors in
 ``tests/vectors/``.
+
+Why one long module: it is the wire contract, every message's layout, constant and decoder in
+one place, so the firmware's copies, the golden vectors and docs/protocol.md are held to one
+source; split, the layouts would drift apart.
 """
 
 from __future__ import annotations

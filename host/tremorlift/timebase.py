@@ -16,6 +16,10 @@ the stream grows), so memory stays constant however long the stream runs.
 :class:`StreamTracker` takes decoded frames in any order (live, resent, duplicated) and keeps
 what was expected, received and lost, which frames to ask RESEND for, device-side gaps, stream
 restarts and reboots.
+
+Why one long module: the robust line fit, the segment clocks and the stream tracker answer one
+question together (which sample was taken when, and which are missing); they share their
+invariants and are tested as one.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ The tracker follows that pattern, independent of how the sensor is worn:
 Only extremes whose swing is comparable to the set's typical swing count, so a set-up move or a
 fidget next to the set does not. Walking (arm swing at 0.8-1.2 s with a heel strike every half
 cycle) is told apart by its period and the step rhythm in the acceleration magnitude.
+
+Why one long module: the grid, the periodicity tests and the rep counter share one state (the
+set's axis, period and recent reps) that every step reads and updates; split, that state would
+have to be passed around whole.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Samples and time: a sample is produced only while the chip is awake and its FIFO
 the source callable is asked for it by index: samples_produced, 0 for the first sample the
 emulator ever puts into its FIFO, counting on across FIFO resets and chip resets. Samples lost
 to a FIFO overflow were produced all the same, so indices keep matching time.
+
+Why one long module: it is mounted as one file into MicroPython for the firmware's tests and
+the MicroPython twin, and its emulators share the bus and FIFO machinery.
 """
 
 import math

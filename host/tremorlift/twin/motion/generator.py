@@ -19,6 +19,10 @@ isometric holds. :func:`generate` renders it for every worn sensor on an interna
   noise, quantisation and saturation, and racking impacts ride on top.
 
 Ground truth (interfaces.md section 6) comes from the generator's own state, never from the signal.
+
+Why one long module: the rendering is one chain (plan, kinematics, rigid-body acceleration,
+IMU model) whose stages share the internal grid and frames; the scenarios and the IMU model,
+which stand on their own, are modules of their own.
 """
 
 from __future__ import annotations

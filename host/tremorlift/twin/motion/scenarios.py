@@ -11,6 +11,9 @@ carries the sensor (elbow for the forearm, hip for the thigh, ankle for the shan
 segment's angle in the sagittal plane measured from hanging straight down towards forward, ``phi``
 the roll about the segment's long axis (pro/supination), ``psi`` the heading. Named poses never
 set ``psi``: only walking turns the body.
+
+Why one long module: it is a catalogue, each scenario a short builder over the same exercise
+and pose tables; they read best side by side.
 """
 
 from __future__ import annotations
