@@ -146,6 +146,7 @@ bench: venv
 	$(PY) bench/bench_engine.py
 	$(PY) bench/bench_link.py
 	$(PY) bench/bench_radio.py
+	$(PY) bench/loss_vs_speed.py
 
 # Two emulated wearables at 1 kHz through the collector with random faults, in real time
 # (SOAK_MINUTES of wall time, default 10); prints losses, RSS, reconnects, resend volume.
