@@ -321,6 +321,31 @@ def test_write_errors_are_reported_not_swallowed(tmp_path: Path) -> None:
         assert r.frame_count() == 1
 
 
+def test_a_full_disk_says_so_and_keeps_what_was_saved(tmp_path: Path) -> None:
+    path = tmp_path / "s.tlsession"
+    w = SessionWriter(path, background=False)
+    d = w.add_device("AA:BB:CC:DD:1A:2B")
+    w.add_info(d, p.encode_info(INFO), host_s=0.5)
+    frames = _frames(400)
+    for raw, host_s in frames[:10]:
+        w.add_frame(d, raw, host_s=host_s)
+    w.flush()
+    # The file may not grow any more: SQLite answers as it does on a full disk (SQLITE_FULL).
+    pages = w._db.execute("PRAGMA page_count").fetchone()[0]
+    w._db.execute(f"PRAGMA max_page_count = {pages + 1}")
+    with pytest.raises(UserError, match="the disk is full") as err:
+        for raw, host_s in frames[10:]:
+            w.add_frame(d, raw, host_s=host_s)
+        w.flush()
+    assert "rollback" not in str(err.value)  # not SQLite's follow-up complaint
+    with pytest.raises(UserError, match="the disk is full"):
+        w.add_event("after")
+    w.close()
+    with SessionReader(path) as r:
+        assert r.frame_count() >= 10  # everything saved before is there
+        assert len(r.arrays(d)) >= 10 * 19
+
+
 def test_wal_files_are_private_while_recording(tmp_path: Path) -> None:
     path = tmp_path / "s.tlsession"
     with SessionWriter(path, background=False) as w:
