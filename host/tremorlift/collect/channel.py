@@ -314,15 +314,21 @@ class DeviceChannel:
                 if self.link is None and self.stats.state == "stopped":
                     return
                 continue
-            self._handle(message, t_mono)
-            # Drain what else is waiting, then feed the analysis once for the lot.
-            while not self._queue.empty():
-                message, t_mono = self._queue.get_nowait()
-                if not message:
-                    self._flush_feed()
-                    return
+            try:
                 self._handle(message, t_mono)
-            self._flush_feed()
+                # Drain what else is waiting, then feed the analysis once for the lot.
+                while not self._queue.empty():
+                    message, t_mono = self._queue.get_nowait()
+                    if not message:
+                        self._flush_feed()
+                        return
+                    self._handle(message, t_mono)
+                self._flush_feed()
+            except UserError as exc:
+                # The session file cannot be written (a full disk): the session ends now, what
+                # was saved stays, and the error is reported once it has ended.
+                self.collector.fail(exc)
+                return
 
     def _host_s(self, t_mono: float) -> float:
         ago_s = (time.monotonic() - t_mono) * self.collector.time_scale

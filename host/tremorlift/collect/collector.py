@@ -114,6 +114,14 @@ class Collector:
             self.ended_by = reason
         self.stop_event.set()
 
+    def fail(self, exc: Exception) -> None:
+        """End the session on an error (the session file cannot be written, a port went away):
+        it ends as cleanly as it can, and the error is raised after that."""
+        if self.failure is None:
+            self.failure = exc
+            self.emit(f"ending the session: {exc}")
+        self.stop(f"error: {exc}")
+
     def emit(self, line: str) -> None:
         self.emit_line(f"{time.monotonic() - self._t_start:7.1f} s  {line}")
 
@@ -316,9 +324,13 @@ class Collector:
                     on_tick(self.snapshot())
                 if time.monotonic() >= next_stats:
                     next_stats += STATS_INTERVAL_S
-                    for ch in self.channels:
-                        self.session.add_stats(ch.summary(), device=ch.device_id)
-                    self.session.checkpoint()
+                    try:
+                        for ch in self.channels:
+                            self.session.add_stats(ch.summary(), device=ch.device_id)
+                        self.session.checkpoint()
+                    except UserError as exc:  # the session file cannot be written
+                        self.fail(exc)
+                        break
                 await wait_either(self.stop_event, 0.25)
         finally:
             self.stop_event.set()
@@ -336,16 +348,18 @@ class Collector:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
-        """The live engines' last events and results, stored; the live summary returned."""
+        """The live engines' last events and results, stored; the live summary returned (the
+        alerts told live are stored as they were raised, as ``alert`` events)."""
         for ch in self.channels:
             r = ch.finish_analysis()
-            if r is not None:
-                self.session.add_analysis("live", dict(r, name=ch.stats.name), device=ch.device_id)
-        self.session.add_analysis("live_alerts", {"alerts": [asdict(a) for a in self.live_alerts]})
-        summary = self.summary()
-        for ch in self.channels:
-            self.session.add_stats(ch.summary(), device=ch.device_id)
-        return summary
+            try:
+                if r is not None:
+                    result = dict(r, name=ch.stats.name)
+                    self.session.add_analysis("live", result, device=ch.device_id)
+                self.session.add_stats(ch.summary(), device=ch.device_id)
+            except UserError as exc:  # a full disk: the summary still says what happened
+                self.failure = self.failure or exc
+        return self.summary()
 
     def summary(self) -> dict[str, Any]:
         devices = [ch.summary() for ch in self.channels]

@@ -220,7 +220,19 @@ def _finalise(
     collector: Collector, session: SessionWriter, summary: dict[str, Any], emit: EventSink
 ) -> dict[str, Any]:
     """The session's final analysis from everything it stored, stored beside the live alerts;
-    the summary gains it and where the live calls differed from it."""
+    the summary gains it and where the live calls differed from it. A session file that can no
+    longer be written (a full disk) keeps what it holds, and the summary says so."""
+    try:
+        return _store_final(collector, session, summary, emit)
+    except UserError as exc:
+        emit(f"final analysis not stored: {exc}")
+        collector.failure = collector.failure or exc
+        return summary
+
+
+def _store_final(
+    collector: Collector, session: SessionWriter, summary: dict[str, Any], emit: EventSink
+) -> dict[str, Any]:
     session.set_meta(
         final_analysis.SENSORS_KEY,
         json.dumps(
