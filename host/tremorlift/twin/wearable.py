@@ -284,16 +284,27 @@ class TwinWearable:
 
         ble = self._bluetooth.BLE() if self._bluetooth is not None else None
         self.ble = ble
-        self.haptic_pwm = machine.PWM(machine.Pin(1))
-        adc = machine.ADC(machine.Pin(2))
-        adc.set_battery_mv(self.battery_mv)
+        # The board as the firmware's own app.main() builds it: its pins from config.BOARDS
+        # (the board picked by chip, esp32-devkitc here), the haptic PWM off from its first
+        # cycle, the battery behind the configured divider.
+        cfg = fw.config
+        pins = cfg.BOARDS[fw.board_name()]
+        self.haptic_pwm = fw.haptic_pwm(machine, pins["haptic"])
+        adc = machine.ADC(machine.Pin(pins["battery_adc"]))
+        adc.set_battery_mv(self.battery_mv, cfg.BATTERY_DIVIDER_NUM, cfg.BATTERY_DIVIDER_DEN)
         self.app = fw.App(
             i2c=self.i2c,
             ble=ble,
             clock=self.clock,
-            led=Led(machine.Pin(21, machine.Pin.OUT), True),
-            haptic=Haptic(self.haptic_pwm, 200),
-            battery=Battery(adc, 2, 1, 3300, 4150),
+            led=Led(machine.Pin(pins["led"], machine.Pin.OUT), pins.get("led_active_low", False)),
+            haptic=Haptic(self.haptic_pwm, cfg.HAPTIC_PWM_FREQ_HZ),
+            battery=Battery(
+                adc,
+                cfg.BATTERY_DIVIDER_NUM,
+                cfg.BATTERY_DIVIDER_DEN,
+                cfg.BATTERY_EMPTY_MV,
+                cfg.BATTERY_FULL_MV,
+            ),
             serial=self.serial,
             board_kind=fw.BOARD_EMULATED,
             machine_reset=self._machine_reset,
