@@ -16,7 +16,7 @@ fixed before looking at these recordings (textbook values for arm exercise at 0.
 
 A counter's peaks form sets where they follow each other within 8 s, three peaks at least.
 
-Usage: bench/real_sets.py [--family NAME] [--verbose]
+Usage: bench/real_sets.py [--family NAME] [--stop-policy one-more|at-limit] [--verbose]
 """
 
 from __future__ import annotations
@@ -232,13 +232,13 @@ COUNTERS: dict[str, Counter] = {
 
 
 def score_all(
-    sets: list[RealSet], verbose: bool = False
+    sets: list[RealSet], verbose: bool = False, stop_policy: str | None = None
 ) -> tuple[dict[str, dict[str, Score]], list[str]]:
     """{method: {family or "all": Score}} and per-set lines (verbose)."""
     scores: dict[str, dict[str, Score]] = defaultdict(lambda: defaultdict(Score))
     lines = []
     for rs in sets:
-        res = analyse_engine(rs)
+        res = analyse_engine(rs, stop_policy=stop_policy)
         got = {}
         for fam in (rs.family, "all"):
             got = score_engine(scores["tremorlift"][fam], rs, res)
@@ -280,6 +280,9 @@ def format_table(scores: dict[str, dict[str, Score]]) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", help="only this exercise family (e.g. BicepCurl)")
+    ap.add_argument(
+        "--stop-policy", choices=("one-more", "at-limit"), help="the engine's stop policy"
+    )
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     if not GYM_DIR.is_dir():
@@ -288,7 +291,7 @@ def main() -> int:
     sets = load_gym_sets()
     if args.family:
         sets = [s for s in sets if s.family == args.family]
-    scores, lines = score_all(sets, args.verbose)
+    scores, lines = score_all(sets, args.verbose, args.stop_policy)
     print(
         f"Real gym sets ({len(sets)}, Apple Watch on the left wrist, 100 Hz; "
         "gym_wrist_applewatch, CC BY-SA 4.0):"

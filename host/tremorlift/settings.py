@@ -5,6 +5,7 @@ Layout (every key optional)::
     [default]
     goal = "strength"            # power | strength | hypertrophy (10 / 20 / 30 % velocity loss)
     placement = "forearm"        # wrist | forearm | thigh | shank
+    stop_policy = "one-more"     # one-more | at-limit: the stop a rep after the warn, or at once
     feedback.speech = false      # haptic | sound | speech | screen: true/false
 
 Feedback switches: ``haptic`` buzzes the wearable on warn and stop, ``sound`` plays a tone and
@@ -14,6 +15,7 @@ Feedback switches: ``haptic`` buzzes the wearable on warn and stop, ``sound`` pl
     [exercise.squat]
     vl_threshold_pct = 25.0      # explicit velocity-loss threshold, % (wins over a goal)
     placement = "thigh"
+    load_kg = 100.0              # the load lifted, kg (collect --load-kg wins)
 
 Precedence, lowest to highest: built-in values, ``[default]``, ``[exercise.NAME]``, command-line
 flags. The velocity-loss limit comes from the highest layer that sets ``goal`` or
@@ -37,18 +39,23 @@ from typing import Any
 
 from tremorlift import paths
 from tremorlift.analysis import GOALS, PLACEMENTS
-from tremorlift.analysis.alerts import DEFAULT_GOAL
+from tremorlift.analysis.alerts import DEFAULT_GOAL, DEFAULT_STOP_POLICY, STOP_POLICIES
 from tremorlift.errors import UserError
 
 FILE_NAME = "config.toml"
 
 # The [feedback] switches (not collect.feedback's delivery channels, which include the bell).
 FEEDBACK_SWITCHES = ("haptic", "sound", "speech", "screen")
-KEYS = ("goal", "vl_threshold_pct", "placement") + tuple(f"feedback.{c}" for c in FEEDBACK_SWITCHES)
+KEYS = ("goal", "vl_threshold_pct", "placement", "stop_policy", "load_kg") + tuple(
+    f"feedback.{c}" for c in FEEDBACK_SWITCHES
+)
+MAX_LOAD_KG = 1000.0  # above any lift on record: a larger number is a typing error
 BUILT_IN: dict[str, Any] = {
     "goal": DEFAULT_GOAL,
     "vl_threshold_pct": None,
     "placement": None,
+    "stop_policy": DEFAULT_STOP_POLICY,
+    "load_kg": None,
     "feedback.haptic": True,
     "feedback.sound": True,
     "feedback.speech": True,
@@ -73,6 +80,8 @@ class Settings:
     speech: bool
     screen: bool  # the live dashboard in collect (off: one line per event)
     sources: dict[str, str] = field(default_factory=dict)
+    stop_policy: str = DEFAULT_STOP_POLICY  # one-more | at-limit (analysis.alerts)
+    load_kg: float | None = None  # the load lifted, kg
 
     @property
     def threshold_pct(self) -> float:
@@ -134,6 +143,20 @@ def parse_value(key: str, value: Any) -> Any:
         if not isinstance(value, str) or value.lower() not in PLACEMENTS:
             raise UserError(f"placement must be one of {', '.join(PLACEMENTS)}, got {value!r}")
         return value.lower()
+    if key == "stop_policy":
+        if not isinstance(value, str) or value.lower() not in STOP_POLICIES:
+            raise UserError(f"stop_policy must be one of {', '.join(STOP_POLICIES)}, got {value!r}")
+        return value.lower()
+    if key == "load_kg":
+        if isinstance(value, bool):
+            raise UserError(f"load_kg must be a number of kg, got {value!r}")
+        try:
+            kg = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"load_kg must be a number of kg, got {value!r}") from None
+        if not (math.isfinite(kg) and 0.0 <= kg <= MAX_LOAD_KG):
+            raise UserError(f"load_kg must be between 0 and {MAX_LOAD_KG:g} kg, got {value!r}")
+        return kg
     if key == "vl_threshold_pct":
         if isinstance(value, bool):
             raise UserError(f"vl_threshold_pct must be a number, got {value!r}")
@@ -300,4 +323,6 @@ def effective_settings(
         speech=values["feedback.speech"],
         screen=values["feedback.screen"],
         sources=sources,
+        stop_policy=values["stop_policy"],
+        load_kg=values["load_kg"],
     )

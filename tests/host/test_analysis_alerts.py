@@ -79,3 +79,37 @@ def test_zones_are_graded() -> None:
         "very high",
         "near failure",
     ]
+
+
+def _messages(policy: VelocityLossPolicy, velocities: list[float]) -> list[tuple[int, str, str]]:
+    out = []
+    for i, v in enumerate(velocities):
+        _, d = policy.on_rep(i, v, 1.0)
+        if d is not None:
+            out.append((i, d.level, d.message))
+    return out
+
+
+def test_stop_policy_one_more_warns_then_stops_a_rep_later() -> None:
+    got = _messages(VelocityLossPolicy(20.0), [1.0, 0.97, 0.96, 0.7, 0.7, 0.7])
+    assert [(i, lvl) for i, lvl, _ in got] == [(3, "warn"), (5, "stop")]
+    warn, stop = got[0][2], got[1][2]
+    assert "this rep passed the 20 % limit: one more rep at most" in warn
+    assert stop.endswith("stop now") and "last rep" not in warn + stop
+
+
+def test_stop_policy_at_limit_stops_at_the_first_rep_past() -> None:
+    p = VelocityLossPolicy(20.0, stop_policy="at-limit")
+    got = _messages(p, [1.0, 0.97, 0.96, 0.7, 0.7, 0.7])
+    assert [(i, lvl) for i, lvl, _ in got] == [(3, "stop")]
+    assert "this rep passed the 20 % limit: stop now" in got[0][2]
+    # Reset per set, as the other policy.
+    p.new_set()
+    assert [lvl for _, lvl, _ in _messages(p, [1.0, 0.99, 0.98, 0.97])] == []
+    with pytest.raises(ValueError, match="unknown stop policy"):
+        VelocityLossPolicy(20.0, stop_policy="never")
+
+
+def test_the_note_counts_points_not_percent_of_the_limit() -> None:
+    got = _messages(VelocityLossPolicy(20.0), [1.0, 0.98, 0.83])
+    assert got == [(2, "info", "rep 3: velocity loss 17 %, 3 points below the 20 % limit")]

@@ -118,7 +118,7 @@ def test_warn_and_stop_use_every_channel_and_differ() -> None:
     assert _dominant_hz(w, rate_w) == pytest.approx(fb.TONE_HZ["warn"], abs=3)
     assert _dominant_hz(s, rate_s) == pytest.approx(fb.TONE_HZ["stop"], abs=3)
     assert s.size > w.size  # the stop rhythm is longer
-    assert s1.procs[0].argv[-2:] == ["--", "last rep"]
+    assert s1.procs[0].argv[-2:] == ["--", "one more rep at most"]
     assert s2.procs[0].argv[-1].startswith("stop")
     assert s1.procs[0].argv[:1] == ["/usr/bin/espeak-ng"] and "-a" in s1.procs[0].argv
 

@@ -150,3 +150,28 @@ def test_bad_overrides_are_user_errors() -> None:
         effective_settings(None, {"goal": "fast"})
     with pytest.raises(UserError, match="unknown setting"):
         effective_settings(None, {"volume": 3})
+
+
+def test_stop_policy_and_load_per_exercise(
+    cfg_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = effective_settings(None)
+    assert (d.stop_policy, d.load_kg) == ("one-more", None)
+    assert main(["config", "set", "--exercise", "squat", "stop_policy", "at-limit"]) == 0
+    assert main(["config", "set", "--exercise", "squat", "load_kg", "102.5"]) == 0
+    doc = tomllib.loads(config_path().read_text())
+    assert doc["exercise"]["squat"] == {"stop_policy": "at-limit", "load_kg": 102.5}
+    sq = effective_settings("squat")
+    assert (sq.stop_policy, sq.load_kg) == ("at-limit", 102.5)
+    assert sq.sources["load_kg"] == "[exercise.squat]"
+    # collect's --load-kg and --stop-policy win over the file
+    fl = effective_settings("squat", {"load_kg": 60.0, "stop_policy": "one-more"})
+    assert (fl.stop_policy, fl.load_kg) == ("one-more", 60.0)
+    assert effective_settings("bench").load_kg is None  # per exercise, not the default
+    capsys.readouterr()
+    assert main(["config", "--exercise", "squat"]) == 0
+    out = capsys.readouterr().out
+    assert "stop_policy" in out and "at-limit" in out and "102.5" in out
+    for key, bad in (("stop_policy", "never"), ("load_kg", "-5"), ("load_kg", "heavy")):
+        assert main(["config", "set", "load_kg" if key == "load_kg" else key, bad]) == 2
+    assert "one-more" in capsys.readouterr().err

@@ -8,13 +8,29 @@ the mean of the last two such reps against the best such mean of the set, is pas
 never before rep ``MIN_WARN_REP``: it costs the lifter at most one rep. A stop needs the two-rep
 loss (rep-to-rep noise shrinks by about 1.4) past the threshold on two reps running after the
 warn, so one noisy rep never stops a set.
+
+The stop policy says when the stop comes (``STOP_POLICIES``):
+
+- ``one-more`` (the default): the warn at the first rep past the limit says "one more rep at
+  most"; the stop comes at the next rep that confirms the loss (the two-rep loss past the limit
+  on two reps running), usually the very next one.
+- ``at-limit``: the first rep past the limit is the stop itself ("stop now"); no warn comes
+  before it. One noisy slow rep can end a set under this policy.
+
+Both alert words say which policy is in force. The real-set bench (bench/real_sets.py) scores
+the default; ``--stop-policy at-limit`` scores the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from tremorlift.analysis.contract import AlertLevel, Goal, Zone, is_goal
+
+StopPolicy = Literal["one-more", "at-limit"]
+STOP_POLICIES: tuple[StopPolicy, ...] = get_args(StopPolicy)
+DEFAULT_STOP_POLICY: StopPolicy = "one-more"
 
 GOAL_THRESHOLDS_PCT: dict[Goal, float] = {"power": 10.0, "strength": 20.0, "hypertrophy": 30.0}
 DEFAULT_GOAL: Goal = "strength"
@@ -49,6 +65,16 @@ def threshold_pct(goal: str | None, vl_threshold_pct: float | None) -> float:
     return GOAL_THRESHOLDS_PCT[g]
 
 
+def check_stop_policy(policy: str | None) -> StopPolicy:
+    """The stop policy named, or the default for None; ValueError for an unknown name."""
+    if policy is None:
+        return DEFAULT_STOP_POLICY
+    for known in STOP_POLICIES:
+        if policy == known:
+            return known
+    raise ValueError(f"unknown stop policy {policy!r} (choose from {', '.join(STOP_POLICIES)})")
+
+
 def zone(vl_pct: float) -> Zone:
     for upper, name in ZONES:
         if vl_pct < upper:
@@ -66,12 +92,15 @@ class VlDecision:
 class VelocityLossPolicy:
     """Per set: info once within the margin, warn from rep MIN_WARN_REP at the first rep whose own
     or two-rep loss is past the threshold, stop when the two-rep loss is past it on two reps
-    running (see the module docstring). Every state variable lives here and is cleared by
-    ``new_set``."""
+    running (``one-more``), or the stop at that first rep (``at-limit``); see the module
+    docstring. Every state variable lives here and is cleared by ``new_set``."""
 
-    def __init__(self, threshold: float, enabled: bool = True) -> None:
+    def __init__(
+        self, threshold: float, enabled: bool = True, stop_policy: str | None = None
+    ) -> None:
         self.threshold_pct = threshold
         self.enabled = enabled
+        self.stop_policy = check_stop_policy(stop_policy)
         self.new_set()
 
     def new_set(self) -> None:
@@ -122,28 +151,40 @@ class VelocityLossPolicy:
         past = vl2 >= thr and quality >= STOP_MIN_QUALITY
         prev_past, self._last_good_past = self._last_good_past, past
         if n >= MIN_WARN_REP and not self._warned and (vl >= thr or vl2 >= thr):
-            # The first warn may come from this rep alone: it costs the lifter at most one rep.
+            # The first call may come from this rep alone: it costs the lifter at most one rep.
             self._warned = True
             self._info_sent = True
+            worst = max(vl, vl2)
+            if self.stop_policy == "at-limit":
+                self._stopped = True
+                return vl, VlDecision(
+                    "stop",
+                    worst,
+                    f"rep {n}: velocity loss {worst:.0f} %: this rep passed the {thr:.0f} % "
+                    "limit: stop now",
+                )
             return vl, VlDecision(
                 "warn",
-                max(vl, vl2),
-                f"rep {n}: velocity loss {max(vl, vl2):.0f} % reached the {thr:.0f} % threshold: one more rep at most",
+                worst,
+                f"rep {n}: velocity loss {worst:.0f} %: this rep passed the {thr:.0f} % limit: "
+                "one more rep at most, then stop",
             )
         if past and prev_past and self._warned and n >= MIN_WARN_REP:
             self._stopped = True
             return vl, VlDecision(
                 "stop",
                 vl2,
-                f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, past {thr:.0f} % again: end the set",
+                f"rep {n}: velocity loss {vl2:.0f} % over the last two reps, still past the "
+                f"{thr:.0f} % limit: stop now",
             )
         worst = max(vl, vl2)
         if worst >= thr - INFO_MARGIN_PCT and not self._info_sent:
             self._info_sent = True
             text = (
-                f"{thr - worst:.0f} points below the {thr:.0f} % threshold"
+                f"{thr - worst:.0f} points below the {thr:.0f} % limit"
                 if worst < thr
-                else f"past {thr:.0f} %, but the set's first reps only settle its reference"
+                else f"past the {thr:.0f} % limit, but the set's first reps only settle its "
+                "reference: go on"
             )
             return vl, VlDecision("info", worst, f"rep {n}: velocity loss {worst:.0f} %, {text}")
         return vl, None

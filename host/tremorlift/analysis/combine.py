@@ -59,6 +59,8 @@ def combine_devices(
         "devices": results,
         "asymmetry": rows,
     }
+    if "stop_policy" in first:
+        out["stop_policy"] = first["stop_policy"]
     if "input_warnings" in first:
         out["input_warnings"] = first["input_warnings"]
     return out

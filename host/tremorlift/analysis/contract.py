@@ -78,6 +78,8 @@ class DynamicSet(TypedDict):
     time_under_tension_s: float
     tremor_rms_max_mps2: float | None
     tremor_recovery_s: float | None  # recovery: tremor back at the quiet level (None: not seen)
+    # A session's final analysis (store.final): the load lifted, kg, as recorded (None: not given)
+    load_kg: NotRequired[float | None]
 
 
 class Hold(TypedDict):
@@ -154,6 +156,8 @@ class EngineResult(TypedDict):
     sample_rate_hz: float
     placement: Placement | None
     velocity_loss_threshold_pct: float
+    # when the velocity-loss stop comes: "one-more" (a rep after the warn) or "at-limit"
+    stop_policy: NotRequired[str]
     duration_s: float
     tremor: str  # "analysed" or "not analysed: R Hz is below 50 Hz"
     tremor_baseline_rms_mps2: float | None

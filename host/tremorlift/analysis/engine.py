@@ -73,6 +73,7 @@ class Engine:
         vl_threshold_pct: float | None = None,
         placement: str | None = None,
         alerts_enabled: bool = True,
+        stop_policy: str | None = None,
     ) -> None:
         if not np.isfinite(sample_rate_hz) or sample_rate_hz < MIN_SAMPLE_RATE_HZ:
             raise ValueError(
@@ -87,7 +88,10 @@ class Engine:
         self.goal = goal
         self.alerts_enabled = alerts_enabled  # the one master switch for every alert path
         self.threshold_pct = vl_alerts.threshold_pct(goal, vl_threshold_pct)
-        self._policy = vl_alerts.VelocityLossPolicy(self.threshold_pct, enabled=alerts_enabled)
+        self._policy = vl_alerts.VelocityLossPolicy(
+            self.threshold_pct, enabled=alerts_enabled, stop_policy=stop_policy
+        )
+        self.stop_policy = self._policy.stop_policy
         self._gravity = GravityTracker(self.fs)
         hp = signal.butter(2, TREMOR_HIGHPASS_HZ, btype="highpass", fs=self.fs, output="sos")
         self._hp = StreamingSos(hp, 6)
@@ -167,6 +171,7 @@ class Engine:
             "sample_rate_hz": round(self.fs, 3),
             "placement": self.placement,
             "velocity_loss_threshold_pct": self.threshold_pct,
+            "stop_policy": self.stop_policy,
             "duration_s": round(float(self._t_last), 3) if np.isfinite(self._t_last) else 0.0,
             "tremor": "analysed"
             if self.tremor_analysed

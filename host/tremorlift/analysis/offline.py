@@ -51,6 +51,7 @@ def analyze_recordings(
     vl_threshold_pct: float | None = None,
     alerts_enabled: bool = True,
     block_s: float = 1.0,
+    stop_policy: str | None = None,
 ) -> SessionResult:
     """The analyze JSON (docs/analysis-output.md). Raises ValueError for an unusable sample rate."""
     return analyze_streams(
@@ -59,6 +60,7 @@ def analyze_recordings(
         goal=goal,
         vl_threshold_pct=vl_threshold_pct,
         alerts_enabled=alerts_enabled,
+        stop_policy=stop_policy,
     )
 
 
@@ -82,6 +84,7 @@ def analyze_streams(
     goal: str | None = None,
     vl_threshold_pct: float | None = None,
     alerts_enabled: bool = True,
+    stop_policy: str | None = None,
 ) -> SessionResult:
     """As :func:`analyze_recordings`, each sensor's blocks fed to its engine as they come (the
     engine's result does not depend on the block size). Raises ValueError for an unusable rate."""
@@ -94,6 +97,7 @@ def analyze_streams(
             vl_threshold_pct=vl_threshold_pct,
             placement=src.placement,
             alerts_enabled=alerts_enabled,
+            stop_policy=stop_policy,
         )
         for t_s, accel_mps2, gyro_radps in src.blocks():
             engine.feed(t_s, accel_mps2, gyro_radps)

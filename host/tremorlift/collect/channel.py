@@ -286,7 +286,7 @@ class DeviceChannel:
             self.engine = Engine(
                 float(info.odr_hz), exercise=o.exercise, goal=o.goal,
                 vl_threshold_pct=o.vl_threshold_pct, placement=o.placement,
-                alerts_enabled=o.alerts_enabled,
+                alerts_enabled=o.alerts_enabled, stop_policy=o.stop_policy,
             )  # fmt: skip
             self.feed = LiveFeed(
                 float(info.odr_hz), o.live_resend_wait_s, on_segment=self._record_timebase

@@ -49,6 +49,8 @@ class CollectOptions:
     resend: bool = True
     analyse: bool = True
     haptic: bool = True  # buzz the wearable on warn and stop alerts
+    stop_policy: str | None = None  # one-more | at-limit (analysis.alerts); None: the default
+    load_kg: float | None = None  # the load of the session's sets, kg
     # How long the live analysis waits for the link's lost frames to be resent before it goes
     # on without them (host seconds): longer is more often complete, shorter is sooner.
     live_resend_wait_s: float = LIVE_RESEND_WAIT_S

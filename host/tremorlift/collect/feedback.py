@@ -8,7 +8,7 @@ dropped, never queued up to sound late), speech is a child process that is not w
 
 Warn and stop differ on every channel: the sensor buzzes BUZZ_WARN (2 pulses) or BUZZ_STOP
 (3 longer pulses); the tone follows the same rhythm at a low or a high pitch; the words differ
-("last rep" / "stop"); the bell rings once or twice.
+("one more rep at most" / "stop now"); the bell rings once or twice.
 
 The players are injected (``tone_player``, ``speech_command``, ``spawn``, ``bell``) so tests run
 without audio; the defaults use ``sounddevice`` (PortAudio) and ``espeak-ng``/``espeak``/``say``.
@@ -35,7 +35,7 @@ from tremorlift.protocol import BUZZ_PATTERNS_MS, BUZZ_STOP, BUZZ_WARN
 DELIVERY_CHANNELS = ("haptic", "sound", "speech", "bell")
 LEVELS = ("warn", "stop")
 TONE_SAMPLE_RATE_HZ = 44100
-# Low pitch for "this is the last rep", high for "stop now"; both sit where laptop speakers
+# Low pitch for "one more rep at most", high for "stop now"; both sit where laptop speakers
 # are loud and hearing is most sensitive, and are a fifth apart so they are told apart easily.
 TONE_HZ = {"warn": 660.0, "stop": 990.0}
 TONE_AMPLITUDE = 0.4  # of full scale
@@ -43,8 +43,8 @@ TONE_RAMP_S = 0.005  # raised-cosine edges: no click at the start and end of eac
 BUZZ_PATTERN = {"warn": BUZZ_WARN, "stop": BUZZ_STOP}
 # Spoken words per (level, alert kind); short enough to be over before the next rep starts.
 PHRASES = {
-    ("warn", "velocity_loss"): "last rep",
-    ("stop", "velocity_loss"): "stop. end the set",
+    ("warn", "velocity_loss"): "one more rep at most",
+    ("stop", "velocity_loss"): "stop now",
     ("warn", "tremor"): "shaking is rising",
     ("stop", "tremor"): "stop. too much shaking",
     ("warn", "hold"): "hold is shaking",

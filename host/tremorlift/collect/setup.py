@@ -207,6 +207,7 @@ def _settings(cfg: CollectConfig, options: CollectOptions) -> dict[str, Any]:
         "exercise": options.exercise, "goal": options.goal,
         "vl_threshold_pct": options.vl_threshold_pct, "placement": options.placement,
         "alerts_enabled": options.alerts_enabled,
+        "stop_policy": options.stop_policy, "load_kg": options.load_kg,
         "feedback": {
             "haptic": options.haptic,
             "sound": bool(getattr(feedback, "sound", False)),

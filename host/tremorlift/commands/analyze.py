@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tremorlift.analysis import GOALS, PLACEMENTS
+from tremorlift.analysis.alerts import STOP_POLICIES
 from tremorlift.analysis.contract import SessionResult
 from tremorlift.errors import UserError
 from tremorlift.store.files import write_atomic
@@ -47,6 +48,13 @@ def add_parser(subparsers: Any) -> None:
         "--placement",
         choices=PLACEMENTS,
         help="where the sensor was worn (overrides what a session file says; the analysis works without it)",
+    )
+    p.add_argument(
+        "--stop-policy",
+        choices=STOP_POLICIES,
+        help="when the velocity-loss stop comes: one-more (warn at the first rep past the limit, "
+        "stop at the next rep that confirms it; the default) or at-limit (stop at the first rep "
+        "past the limit)",
     )
     p.add_argument("--no-alerts", action="store_true", help="master switch: raise no alerts at all")
     p.add_argument(
@@ -97,6 +105,7 @@ def _analyse_session(path: Path, args: argparse.Namespace) -> Any:
     overrides = {
         "exercise": args.exercise, "goal": args.goal, "vl_threshold_pct": args.vl_threshold,
         "placement": args.placement, "alerts_enabled": False if args.no_alerts else None,
+        "stop_policy": args.stop_policy,
     }  # fmt: skip
     if all(v is None for v in overrides.values()) and not args.recompute:
         return finalise_file(path)
@@ -123,6 +132,7 @@ def _analyse_csv(path: Path, args: argparse.Namespace) -> Any:
             goal=args.goal,
             vl_threshold_pct=args.vl_threshold,
             alerts_enabled=not args.no_alerts,
+            stop_policy=args.stop_policy,
         )
     except ValueError as exc:  # e.g. a sample rate too low for tremor
         raise UserError(f"{path}: {exc}") from None

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tremorlift import protocol
 from tremorlift.analysis import GOALS, PLACEMENTS
+from tremorlift.analysis.alerts import STOP_POLICIES
 from tremorlift.commands._checks import check_between, check_scenario
 from tremorlift.errors import UserError
 from tremorlift.twin import IMUS
@@ -88,6 +89,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%"
     )
     p.add_argument("--placement", choices=PLACEMENTS, help="where the wearable is strapped")
+    p.add_argument(
+        "--stop-policy",
+        choices=STOP_POLICIES,
+        help="when the velocity-loss stop comes: one-more (warn at the first rep past the limit, "
+        "stop at the next rep that confirms it; the default) or at-limit (stop at once)",
+    )
+    p.add_argument(
+        "--load-kg",
+        type=float,
+        metavar="KG",
+        help="the load lifted in this session's sets, kg (for the load-velocity profile and 1RM)",
+    )
     p.add_argument("--no-alerts", action="store_true", help="master switch: no alerts of any kind")
     p.add_argument(
         "--no-haptic", action="store_true", help="no buzz on the wearable for warn and stop"
@@ -193,11 +206,13 @@ def run(args: argparse.Namespace) -> int:
         "goal": args.goal, "vl_threshold_pct": args.vl_threshold, "placement": args.placement,
         "haptic": False if args.no_haptic else None, "sound": False if args.no_sound else None,
         "speech": False if args.no_speech else None, "screen": False if args.no_ui else None,
+        "stop_policy": args.stop_policy, "load_kg": args.load_kg,
     })  # fmt: skip
     options = CollectOptions(
         duration_s=args.duration, exercise=args.exercise, goal=settings.goal,
         vl_threshold_pct=settings.vl_threshold_pct, placement=settings.placement,
         alerts_enabled=not args.no_alerts, haptic=settings.haptic,
+        stop_policy=settings.stop_policy, load_kg=settings.load_kg,
     )  # fmt: skip
     cfg = CollectConfig(
         devices=args.device, serial=args.serial, simulate=args.simulate, speed=args.speed,

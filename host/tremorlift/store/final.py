@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from tremorlift.analysis.contract import EngineResult, SessionResult
 from tremorlift.errors import UserError
 from tremorlift.store.reader import SessionReader
@@ -152,6 +153,7 @@ def compute_final(reader: SessionReader, overrides: dict[str, Any] | None = None
             goal=settings.get("goal"),
             vl_threshold_pct=settings.get("vl_threshold_pct"),
             alerts_enabled=settings.get("alerts_enabled", True),
+            stop_policy=settings.get("stop_policy"),
         )
     except ValueError as exc:  # e.g. a sample rate too low
         raise UserError(f"{reader.path}: {exc}") from None
@@ -164,6 +166,10 @@ def compute_final(reader: SessionReader, overrides: dict[str, Any] | None = None
             "beside it: the last seconds recorded (after its last save) are missing"
         )
     number_alerts(result)
+    for dev in result.get("devices", [result]):
+        for s in dev["sets"]:
+            if s["kind"] == "dynamic":
+                s["load_kg"] = settings.get("load_kg")
     result["settings"] = settings
     final: dict[str, Any] = {**result}  # stored as JSON, read back untyped
     return final
