@@ -37,7 +37,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 # Mean concentric velocity of a 1RM lift, m/s, per exercise name (and its usual spellings).
 MVT_MPS: dict[str, float] = {
@@ -149,6 +148,8 @@ def fieller_interval(
 ) -> tuple[float, float] | None:
     """The loads x whose fitted mean ``ym + slope (x - xm)`` is within ``t * s *
     sqrt(1/n + (x - xm)^2 / sxx)`` of ``y0``; None when that set is not a bounded interval."""
+    from scipy import stats  # only when an interval is computed: the history listing stays light
+
     t = float(stats.t.ppf(0.5 + confidence / 2.0, n - 2))
     k = (t * s) ** 2
     # (r - b d)^2 <= k (1/n + d^2 / sxx), d = x - xm, r = y0 - ym
@@ -167,10 +168,13 @@ def fieller_interval(
 
 
 def set_points(sets: Iterable[dict[str, Any]]) -> list[tuple[float, float]]:
-    """``(load_kg, best rep velocity)`` of every dynamic set that has both."""
+    """``(load_kg, best rep velocity)`` of every dynamic set that has both (the best rep: the
+    set's ``best_velocity_mps``, else its fastest rep)."""
     out = []
     for s in sets:
         load, v = s.get("load_kg"), s.get("best_velocity_mps")
+        if v is None and s.get("reps"):
+            v = max(r["mean_concentric_velocity_mps"] for r in s["reps"])
         if s.get("kind", "dynamic") == "dynamic" and load is not None and v is not None:
             out.append((float(load), float(v)))
     return out

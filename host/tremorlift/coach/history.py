@@ -13,12 +13,14 @@ Summary (``summarize``), all figures SI or %::
      "devices": [{"name", "placement", "samples", "samples_lost"}],
      "exercises": {NAME: {"sets", "reps", "best_velocity_mps", "velocity_loss_at_stop_pct",
                           "reps_to_stop", "warmup_tremor_rms_mps2", "velocity_asymmetry_pct",
-                          "tremor_ratio"}}}
+                          "tremor_ratio", "loads"}}}
 
 ``velocity_loss_at_stop_pct`` is the mean velocity loss of the dynamic sets at their last rep
 (where the lifter stopped); ``reps_to_stop`` the mean rep number at which a velocity-loss stop
 alert came (None when none did); ``warmup_tremor_rms_mps2`` the engine's tremor baseline, learnt
-in the first still seconds of the session.
+in the first still seconds of the session; ``loads`` one ``[load_kg, best_velocity_mps]`` per
+lifting set recorded with its load (``collect --load-kg``), from which :func:`trends` fits the
+exercise's load-velocity profile and estimated 1RM (``analysis.loadvelocity``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from typing import Any
 
 from tremorlift import paths
 from tremorlift.analysis.contract import EngineResult, SessionResult
+from tremorlift.analysis.loadvelocity import mvt_mps, set_points
+from tremorlift.analysis.loadvelocity import profile as load_velocity_profile
+from tremorlift.analysis.loadvelocity import words as load_velocity_words
 from tremorlift.errors import UserError
 
 INDEX_NAME = "history.sqlite"
@@ -93,6 +98,7 @@ def _exercise_figures(result: EngineResult, exercise: str) -> dict[str, Any]:
         "velocity_loss_at_stop_pct": _r(_mean([float(s["velocity_loss_pct"]) for s in dyn]), 2),
         "reps_to_stop": _r(_mean(reps_to_stop), 2),
         "warmup_tremor_rms_mps2": result.get("tremor_baseline_rms_mps2"),
+        "loads": [[x, _r(v)] for x, v in set_points(dyn)],
     }
 
 
@@ -127,6 +133,7 @@ def summarize(
             "warmup_tremor_rms_mps2": _r(pick("warmup_tremor_rms_mps2", _mean)),
             "velocity_asymmetry_pct": None,
             "tremor_ratio": None,
+            "loads": figs[0]["loads"],  # the first sensor's sets (two sensors see the same)
         }
         ex_sets = [s for s in per_dev[0]["sets"] if s.get("exercise", "unknown") == ex]
         rows = [
@@ -311,7 +318,12 @@ def trends(sessions: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
                 "warmup_usual_rms_mps2": _r(usual),
                 "warmup_vs_usual": _r(w / usual, 3) if (w is not None and usual) else None,
             })  # fmt: skip
-        out[ex] = {"sessions": points, "verdicts": _verdicts(points)}
+        loads = [(float(x), float(v)) for p in points for x, v in p.get("loads") or []]
+        out[ex] = {
+            "sessions": points,
+            "verdicts": _verdicts(points),
+            "load_velocity": load_velocity_profile(loads, mvt_mps(ex)),
+        }
     return out
 
 
@@ -390,4 +402,6 @@ def format_history(sessions: list[dict[str, Any]], tr: dict[str, dict[str, Any]]
             )
         for v in t["verdicts"]:
             lines.append(f"  - {v}")
+        if t.get("load_velocity"):
+            lines.append(f"  - {load_velocity_words(t['load_velocity'], ex)}")
     return "\n".join(lines) + "\n"
