@@ -14,7 +14,7 @@ waiting in the ring when the run ends, mean samples per frame, and connection ev
 that carried data.
 
     python bench/bench_radio.py [--seconds S] [--intervals 7.5,15,30,50] [--rates 200,400,1000]
-        [--no-dle]
+        [--no-dle] [--max-pdus N]
 """
 
 from __future__ import annotations
@@ -74,8 +74,13 @@ async def _command(client: BleakClient, counter: _Counter, opcode: int, args: by
     return counter.responses[-1][4]
 
 
-async def run_one(interval_ms: float, rate_hz: int, seconds: float, dle: bool) -> dict[str, Any]:
-    radio_kwargs: dict[str, Any] = {"connection_interval_ms": interval_ms}
+async def run_one(
+    interval_ms: float, rate_hz: int, seconds: float, dle: bool, max_pdus: int
+) -> dict[str, Any]:
+    radio_kwargs: dict[str, Any] = {
+        "connection_interval_ms": interval_ms,
+        "max_pdus_per_event": max_pdus,
+    }
     if not dle:
         radio_kwargs["data_length_octets"] = 27
     fleet = TwinFleet("squat-5x5", short=True, odr_hz=rate_hz, radio_kwargs=radio_kwargs)
@@ -121,11 +126,14 @@ async def run_one(interval_ms: float, rate_hz: int, seconds: float, dle: bool) -
     return result
 
 
-async def main(seconds: float, intervals: list[float], rates: list[int], dle: bool) -> int:
+async def main(
+    seconds: float, intervals: list[float], rates: list[int], dle: bool, max_pdus: int
+) -> int:
     logging.getLogger("bumble").setLevel(logging.ERROR)
     print(
         f"Firmware streaming over the paced twin radio ({'DLE 251' if dle else 'no DLE, 27'}-byte "
-        f"LL PDUs, 4 PDUs/event at most, 12 controller buffers), {seconds:g} s per row at real "
+        f"LL PDUs, {max_pdus} PDUs/event at most, 12 controller buffers), {seconds:g} s per row "
+        "at real "
         "time, no RESEND"
     )
     header = (
@@ -137,7 +145,7 @@ async def main(seconds: float, intervals: list[float], rates: list[int], dle: bo
     failed = 0
     for interval_ms in intervals:
         for rate_hz in rates:
-            r = await run_one(interval_ms, rate_hz, seconds, dle)
+            r = await run_one(interval_ms, rate_hz, seconds, dle, max_pdus)
             print(
                 f"{r['interval_ms']:>11g} {r['rate_hz']:>7} {r['samples_per_s']:>9.0f} "
                 f"{r['lost']:>6} {r['backoffs']:>9} {r['backoffs_per_s']:>6.1f} "
@@ -157,6 +165,7 @@ if __name__ == "__main__":
     parser.add_argument("--intervals", default="7.5,15,30,50")
     parser.add_argument("--rates", default="200,400,1000")
     parser.add_argument("--no-dle", action="store_true", help="27-byte LL PDUs (no DLE)")
+    parser.add_argument("--max-pdus", type=int, default=4, help="exchanges per event at most")
     a = parser.parse_args()
     sys.exit(
         asyncio.run(
@@ -165,6 +174,7 @@ if __name__ == "__main__":
                 [float(x) for x in a.intervals.split(",")],
                 [int(x) for x in a.rates.split(",")],
                 not a.no_dle,
+                a.max_pdus,
             )
         )
     )

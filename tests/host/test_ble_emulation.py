@@ -40,6 +40,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[int, tuple[Any, ...]]] = []
         self.read_result: int | None = None
+        self.keep_secrets = True  # _IRQ_SET_SECRET: the application's key store keeps them
         self.addr_types: list[type] = []
 
     def __call__(self, event: int, data: tuple[Any, ...]) -> Any:
@@ -49,6 +50,8 @@ class Recorder:
         )
         if event == emu._IRQ_GATTS_READ_REQUEST:
             return self.read_result
+        if event == emu._IRQ_SET_SECRET:
+            return self.keep_secrets
         return None
 
     def of(self, event: int) -> list[tuple[Any, ...]]:
@@ -280,8 +283,14 @@ def test_mtu_indicate_encryption_irqs_and_handler_errors() -> None:
         assert got == [b"ind"] and rec.of(emu._IRQ_GATTS_INDICATE_DONE) == [(conn, h_i, 0)]
 
         await connection.pair()
-        await asyncio.sleep(0.05)
+        await until(lambda: rec.of(emu._IRQ_ENCRYPTION_UPDATE) != [])
         assert rec.of(emu._IRQ_ENCRYPTION_UPDATE) == [(conn, 1, 0, 1, 16)]
+        # The bond's keys were offered to the application's store first: the peer's, then ours.
+        central_key = bytes([1]) + bytes(hci.Address("C0:7E:4C:00:00:01"))
+        assert [(t, k) for t, k, _v in rec.of(emu._IRQ_SET_SECRET)] == [
+            (2, central_key),
+            (1, central_key),
+        ]
 
         def broken(event: int, data: tuple[Any, ...]) -> None:
             raise RuntimeError("handler bug")
@@ -294,5 +303,30 @@ def test_mtu_indicate_encryption_irqs_and_handler_errors() -> None:
         assert ble.connections == []
         assert [str(e) for e in ble.irq_errors] == ["handler bug"]  # printed, not raised
         assert struct.calcsize("<BH") == 3
+
+    run(body)
+
+
+def test_keys_the_store_refuses_leave_no_bond() -> None:
+    async def body() -> None:
+        radio, ble, rec = await peripheral()
+        ble.config(bond=True, le_secure=True)
+        rec.keep_secrets = False  # e.g. a host pairing outside the firmware's pairing window
+        connection, _peer = await connect(radio, ble)
+        conn = ble.connections[0]
+        await connection.pair()
+        await until(lambda: rec.of(emu._IRQ_ENCRYPTION_UPDATE) != [])
+        assert rec.of(emu._IRQ_ENCRYPTION_UPDATE) == [(conn, 1, 0, 0, 16)]  # not bonded
+        await connection.disconnect()
+        await until(lambda: ble.connections == [])
+        await ble.settle()
+        # The central still holds its keys; the wearable kept none: re-encryption fails.
+        ble.gap_advertise(20_000, b"\x02\x01\x06")
+        await ble.settle()
+        central = await radio.central()
+        again = await central.connect(hci.Address(ble.address), timeout=2.0)
+        with pytest.raises(Exception):  # noqa: B017 - Bumble raises its HCI error types
+            await asyncio.wait_for(again.encrypt(), 2.0)
+        assert not again.is_encrypted
 
     run(body)

@@ -57,7 +57,10 @@ class MiniServer:
     def advertise(self) -> None:
         self.ble.gap_advertise(20_000, self.adv, resp_data=self.resp)
 
-    def _irq(self, event: int, data: tuple[Any, ...]) -> None:
+    def _irq(self, event: int, data: tuple[Any, ...]) -> Any:
+        if event == 30:  # _IRQ_SET_SECRET: a bond's keys, kept (as a firmware with a store)
+            self.events.append(("secret", data[0], bytes(data[1])))
+            return True
         if event == 1:  # _IRQ_CENTRAL_CONNECT
             conn, addr_type, addr = data
             self.conns.append(conn)

@@ -92,6 +92,7 @@ class App:
         imu_sleep_ms=None,
         bond_store=None,
         serial_link_bytes_per_s=None,
+        pair_button=None,
     ):
         self.i2c = i2c
         self.clock = clock
@@ -170,6 +171,12 @@ class App:
         self._adv_key = -1
         self._adv_retry_at_ms = None  # set while advertising failed: when to try again
         self._adv_backoff_ms = ADVERTISE_RETRY_MIN_MS
+        # Pairing window: open from power-on, and again after a press of pair_button (a pin,
+        # pulled up, low when pressed), for config.PAIRING_WINDOW_MS each time.
+        self.pair_button = pair_button
+        self._button_was_up = False
+        self._pairing_until_ms = clock.ticks_add(now_ms, config.PAIRING_WINDOW_MS)
+        self.pairing_open = True
         self.started = False
 
     # --- start-up ---------------------------------------------------------------------
@@ -307,8 +314,10 @@ class App:
         self._uptime_ms_part = part
         if self.wdt is not None:
             self.wdt.feed()
+        self._update_pairing_window(now_ms)
         ble = self.ble
         if ble is not None:
+            ble.pairing_open = self.pairing_open
             if ble.take_connection_change():
                 if not ble.connected:
                     # Resends were for the host that left; it asks again after reconnecting.
@@ -323,6 +332,8 @@ class App:
                 self._publish_info()
             if ble.take_security_change():
                 self._status_now = True  # STATUS shows ENCRYPTED as soon as the link has it
+                if ble.refused:
+                    ble.disconnect()  # paired outside the pairing window
             bonds = ble.bonds
             if bonds is not None and bonds.dirty:
                 bonds.save()  # new bond keys reach flash here, outside the stack's callback
@@ -333,7 +344,16 @@ class App:
                     n = ble.next_command()
                     if n < 0:
                         break
-                    self._resp_len = control.handle(self, ble.command, n, self._resp)
+                    if ble.refused:
+                        cmd = ble.command
+                        self._resp_len = protocol.pack_response(
+                            self._resp,
+                            cmd[0] if n > 0 else 0,
+                            cmd[1] if n > 1 else 0,
+                            protocol.RES_NOT_AUTHORISED,
+                        )
+                    else:
+                        self._resp_len = control.handle(self, ble.command, n, self._resp)
                     if not self._send_ble_response():
                         break
         if self.serial is not None:
@@ -355,6 +375,18 @@ class App:
             self._reboot_at_ms = None
             if self.machine_reset is not None:
                 self.machine_reset()
+
+    def _update_pairing_window(self, now_ms):
+        button = self.pair_button
+        if button is not None:
+            up = button.value()
+            if not up and self._button_was_up:  # pressed (a press held from start is not one)
+                self._pairing_until_ms = self.clock.ticks_add(now_ms, config.PAIRING_WINDOW_MS)
+                self.pairing_open = True
+            self._button_was_up = up
+        # Closed once, it stays closed until the next press (ticks_diff wraps after 6.2 days).
+        if self.pairing_open and self.clock.ticks_diff(now_ms, self._pairing_until_ms) >= 0:
+            self.pairing_open = False
 
     def _send_ble_response(self):
         ble = self.ble
@@ -778,6 +810,10 @@ def main():
         config.BATTERY_EMPTY_MV,
         config.BATTERY_FULL_MV,
     )
+    pair_button = None
+    if pins.get("safe_mode_pin") is not None:
+        # BOOT, free once the board has started: a press opens the pairing window again.
+        pair_button = machine.Pin(pins["safe_mode_pin"], machine.Pin.IN, machine.Pin.PULL_UP)
     bonds = BondStore(config.BOND_FILE, config.BOND_MAX_PEERS)
     bonds.load()  # before the stack starts: it asks for the stored keys while starting
     app = App(
@@ -794,6 +830,7 @@ def main():
         bond_store=bonds,
         # The classic ESP32's USB serial is a UART bridge; the S3's and C3's is native USB.
         serial_link_bytes_per_s=UART_BRIDGE_BYTES_PER_S if pins["chip"] == "esp32" else None,
+        pair_button=pair_button,
     )
     app.begin()
     imu = app.imu

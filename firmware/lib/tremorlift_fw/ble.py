@@ -14,6 +14,14 @@ an unencrypted link (NimBLE: ATT error 0x05 for a central that never paired, 0x0
 one not re-encrypted yet) and the firmware never sees it. The bond keys
 the stack asks to keep (_IRQ_SET_SECRET / _IRQ_GET_SECRET) go to the BondStore passed in
 (bonds.py); without one they are refused and bonds last until the next reset.
+
+Pairing window (docs/protocol.md, 9): a new pairing is taken only while pairing_open is True
+(the application opens it for PAIRING_WINDOW_MS after power-on and after a press of the pairing
+button). Outside it, the new keys are not stored (_IRQ_SET_SECRET answers False) and a link
+that became encrypted through a new pairing (keys offered during this connection, or an
+encryption without a bond) is marked refused: its commands are answered NOT_AUTHORISED and the
+application disconnects it. A host bonded before re-encrypts with its stored keys (no new keys,
+bonded) and is never refused.
 """
 
 from micropython import const
@@ -29,6 +37,9 @@ _IRQ_CONNECTION_UPDATE = const(27)
 _IRQ_ENCRYPTION_UPDATE = const(28)
 _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
+# bonds.py's sec_types of a host's keys (our keys for it, its keys): new ones mean a pairing.
+_SEC_TYPE_OUR = const(1)
+_SEC_TYPE_PEER = const(2)
 
 # Characteristic flags (bluetooth.FLAG_*; the WRITE_ENCRYPTED value from the same docs).
 _FLAG_READ = const(0x0002)
@@ -131,6 +142,11 @@ class BleLink:
         self.bonded = False
         self.security_changes = 0
         self._security_seen = 0
+        # Pairing window: set by the application; read by the IRQ handler.
+        self.pairing_open = True
+        self.refused = False  # this link paired outside the window
+        self.pairings_refused = 0
+        self._new_keys = False  # a host's keys were offered during this connection
         # The handler goes in before the stack starts: NimBLE reads the stored bonds (through
         # _IRQ_GET_SECRET) while it starts, to resolve bonded peers' private addresses.
         ble.irq(self._irq)
@@ -187,6 +203,10 @@ class BleLink:
             bonds = self.bonds
             return None if bonds is None else bonds.get(data[0], data[1], data[2])
         if event == _IRQ_SET_SECRET:
+            if data[2] is not None and (data[0] == _SEC_TYPE_OUR or data[0] == _SEC_TYPE_PEER):
+                self._new_keys = True
+                if not self.pairing_open:
+                    return False  # a new host outside the pairing window: not kept
             bonds = self.bonds
             return False if bonds is None else bonds.set(data[0], data[1], data[2])
         if event == _IRQ_CENTRAL_CONNECT:
@@ -194,6 +214,8 @@ class BleLink:
             self.att_mtu = DEFAULT_MTU
             self.encrypted = False
             self.bonded = False
+            self.refused = False
+            self._new_keys = False
             self.advertising = False
             self.connects += 1
             self._connection_events += 1
@@ -217,6 +239,11 @@ class BleLink:
             if data[0] == self.conn_handle:
                 self.encrypted = bool(data[1])
                 self.bonded = bool(data[3])
+                if self.encrypted and not self.pairing_open and (self._new_keys or not self.bonded):
+                    # Paired just now, outside the window (a bonded host re-encrypts instead).
+                    self.refused = True
+                    self.encrypted = False
+                    self.pairings_refused += 1
                 self.security_changes += 1
         self.pending = True
         return None

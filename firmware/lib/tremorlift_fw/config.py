@@ -101,8 +101,10 @@ NOTIFY_BACKOFF_MS = const(20)
 NAME_PREFIX = "TL-"  # advertised name: prefix + last 4 hex digits of the MAC
 ADV_INTERVAL_US = const(100_000)
 PREFERRED_MTU = const(247)
-# Peripheral's preferred connection interval, advertised (AD type 0x12) and
-# requested after connecting: 7.5-15 ms, in units of 1.25 ms.
+# Peripheral's preferred connection interval, advertised (AD type 0x12), in units of
+# 1.25 ms. MicroPython gives a peripheral no call to request it after connecting: the
+# central's choice stands (BlueZ 30-50 ms, macOS 15 ms, Windows 7.5-15 ms), and the stream
+# fits all of them (bench/bench_radio.py).
 CONN_INTERVAL_MIN_UNITS = const(6)  # 7.5 ms
 CONN_INTERVAL_MAX_UNITS = const(12)  # 15 ms
 STATUS_NOTIFY_INTERVAL_MS = const(1000)
@@ -139,3 +141,6 @@ BLE_IO_CAPABILITY = const(3)
 BOND_FILE = "/bonds.bin"
 # Laptops or phones remembered at most; pairing one more forgets the oldest.
 BOND_MAX_PEERS = const(4)
+# A new host may pair only this long after power-on or after a press of the BOOT button
+# (once the board has started); afterwards only hosts bonded before get in (docs/protocol.md).
+PAIRING_WINDOW_MS = const(60_000)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import shutil
 import sys
+import tempfile
 import time
 import types
 from collections.abc import Callable
@@ -274,6 +276,8 @@ class TwinWearable:
         self.reboots = 0
         self._task: asyncio.Task[None] | None = None
         self._bluetooth: types.ModuleType | None = None
+        # The board's flash for its bond keys: kept across reboots, gone with the twin.
+        self.flash_dir = tempfile.mkdtemp(prefix="tremorlift-twin-flash-")
 
     async def start(self) -> None:
         fw = load_firmware()
@@ -281,6 +285,7 @@ class TwinWearable:
             self._bluetooth = await create_bluetooth_module(self.radio)
             install_bluetooth_module(self._bluetooth)
         from tremorlift_fw.board import Battery, Haptic, Led  # noqa: PLC0415 - after load_firmware
+        from tremorlift_fw.bonds import BondStore  # noqa: PLC0415 - after load_firmware
 
         ble = self._bluetooth.BLE() if self._bluetooth is not None else None
         self.ble = ble
@@ -309,6 +314,7 @@ class TwinWearable:
             board_kind=fw.BOARD_EMULATED,
             machine_reset=self._machine_reset,
             imu_sleep_ms=_blocking_sleep(self.clock),
+            bond_store=self._bond_store(BondStore),
         )
         self.app.begin()
         self.name = self.app.name
@@ -321,6 +327,11 @@ class TwinWearable:
             await self.app.run()
         except machine.ResetRequested:
             await self.reboot()
+
+    def _bond_store(self, bond_store_class: Any) -> Any:
+        store = bond_store_class(os.path.join(self.flash_dir, "bonds.bin"))
+        store.load()
+        return store
 
     def _machine_reset(self) -> None:
         raise machine.ResetRequested()
@@ -435,6 +446,7 @@ class TwinFleet:
             await w.stop()
             if w.serial is not None:
                 w.serial.close()
+            shutil.rmtree(w.flash_dir, ignore_errors=True)
         if self.radio is not None:
             await self.radio.close()
         saved = getattr(self, "_saved_bluetooth", None)

@@ -69,6 +69,7 @@ class Rig:
         clock=None,
         imu_sleep_ms=no_sleep,
         serial_link_bytes_per_s=None,
+        pair_button=None,
     ):
         # clock: any object with ManualClock's interface (advance_ms, ticks_*); imu_sleep_ms:
         # the drivers' blocking sleep (by default time stands still while they wait).
@@ -116,6 +117,7 @@ class Rig:
             imu_sleep_ms=imu_sleep_ms,
             bond_store=bond_store,
             serial_link_bytes_per_s=serial_link_bytes_per_s,
+            pair_button=pair_button,
         )
         self.app.begin()
         if self.ble is not None:

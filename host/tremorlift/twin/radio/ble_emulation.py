@@ -49,8 +49,13 @@ Behaviour, following MicroPython 1.2x on ESP32 (NimBLE):
 * Pairing is Bumble's SMP with the ``bond``/``le_secure``/``mitm``/``io`` config; keys
   live in the device's in-memory key store for the life of the BLE object, so a
   bonded central re-encrypts after reconnecting. ``_IRQ_ENCRYPTION_UPDATE`` fires when
-  a pairing or re-encryption completes. ``_IRQ_GET_SECRET``/``_IRQ_SET_SECRET`` are not
-  raised and passkey entry is not emulated (the twin's central pairs "Just Works").
+  a pairing or re-encryption completes. A bonding pairing offers the keys through
+  ``_IRQ_SET_SECRET`` (sec_type 2 then 1, key = address type + address, value = the LTK)
+  before that event; if the handler does not return True the bond is dropped (that host
+  cannot re-encrypt later) and the event says not bonded. A re-encryption says bonded when
+  the handler kept that host's keys. ``_IRQ_GET_SECRET`` is not raised (the keys stay in
+  Bumble's key store) and passkey entry is not emulated (the twin's central pairs "Just
+  Works").
 * Advertising is legacy advertising with the exact ``adv_data``/``resp_data`` bytes;
   the interval is rounded down to 625 us. As on NimBLE, advertising stops when a
   central connects and does not resume by itself.
@@ -96,6 +101,9 @@ _IRQ_ENCRYPTION_UPDATE = 28
 _IRQ_GET_SECRET = 29
 _IRQ_SET_SECRET = 30
 _IRQ_PASSKEY_ACTION = 31
+# NimBLE's key-store object types as MicroPython passes them (our keys, the peer's keys).
+_SEC_TYPE_OUR = 1
+_SEC_TYPE_PEER = 2
 
 # extmod/modbluetooth.h, MP_BLUETOOTH_CHARACTERISTIC_FLAG_*.
 FLAG_BROADCAST = 0x0001
@@ -306,6 +314,7 @@ class BLE:
         self.notifications_sent = 0
         self.notifications_truncated = 0
         self.notify_enomem = 0
+        self._bonded_peers: set[bytes] = set()  # hosts whose keys the application stored
         device.gatt_server.max_mtu = self._mtu
         device.pairing_config_factory = self._pairing_config
         device.on(device.EVENT_CONNECTION, self._on_connection)
@@ -784,7 +793,27 @@ class BLE:
 
     def _on_pairing(self, link: _Link, keys: Any) -> None:
         link.pairing = False
-        link.bonded = self._bond and keys is not None and keys.ltk is not None
+        link.bonded = False
+        if self._bond and keys is not None and keys.ltk is not None:
+            # As NimBLE under MicroPython: the new keys go to the application's store through
+            # _IRQ_SET_SECRET (the peer's, then ours); a store that refuses them (or no
+            # handler) leaves no bond, so that host cannot re-encrypt later.
+            address = link.connection.peer_address
+            key = memoryview(bytes([0 if address.is_public else 1]) + bytes(address)).toreadonly()
+            value = memoryview(bytes(keys.ltk.value)).toreadonly()
+            stored = [
+                bool(self._irq(_IRQ_SET_SECRET, (sec_type, key, value)))
+                for sec_type in (_SEC_TYPE_PEER, _SEC_TYPE_OUR)
+            ]
+            if all(stored):
+                self._bonded_peers.add(address.address_bytes)
+                link.bonded = True
+            else:
+                self._bonded_peers.discard(address.address_bytes)
+                keystore = self._device.keystore
+                if keystore is not None:
+                    name = str(address)
+                    self._enqueue(lambda: keystore.delete(name))
         self._encryption_irq(link)
 
     def _on_pairing_failure(self, link: _Link) -> None:
@@ -794,6 +823,8 @@ class BLE:
     def _on_encryption_change(self, link: _Link) -> None:
         # During pairing NimBLE reports once, when key distribution is over.
         if not link.pairing:
+            # Re-encryption with stored keys: bonded if the application kept them.
+            link.bonded = link.connection.peer_address.address_bytes in self._bonded_peers
             self._encryption_irq(link)
 
     def _encryption_irq(self, link: _Link) -> None:
