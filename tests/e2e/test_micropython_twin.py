@@ -1,6 +1,7 @@
 """End to end through the MicroPython twin: the unchanged firmware on MicroPython's unix port with
 NimBLE (one process per board, HCI on a pseudo-terminal to a Bumble controller on the virtual
-radio), reached by the collector through bleak. Real time, so the sessions run side by side.
+radio), reached by the collector through bleak, or through the board's USB serial port (its
+console on a pseudo-terminal). Real time, so the sessions run side by side.
 
 Skipped, with the reason, where the binary is not built (a clone without ../shared beside it).
 """
@@ -28,9 +29,11 @@ pytestmark = [
 ATT_INSUFFICIENT_AUTHENTICATION = 0x05
 
 
-def _config(tmp_path: Path, name: str, odr_hz: int, duration_s: float) -> CollectConfig:
+def _config(
+    tmp_path: Path, name: str, odr_hz: int, duration_s: float, serial: str | None = None
+) -> CollectConfig:
     return CollectConfig(
-        devices=[], simulate="squat-5x5", odr_hz=odr_hz, twin="micropython",
+        devices=[], simulate="squat-5x5", odr_hz=odr_hz, twin="micropython", serial=serial,
         session_path=str(tmp_path / f"{name}.tlsession"), ui=False, scan_timeout_s=1.5,
         options=CollectOptions(duration_s=duration_s, analyse=False),
     )  # fmt: skip
@@ -69,27 +72,35 @@ def _check_clean(summary: dict, lines: list[str], odr_hz: int, duration_s: float
     assert summary["samples_lost"] == 0, "\n".join(lines)
     assert summary["samples_received"] == summary["samples_expected"]
     dev = summary["devices"][0]
-    assert dev["att_mtu"] == 247
-    assert "ENCRYPTED" in dev["device_counters"]["flags"]  # paired on demand, as with a board
+    if summary["transport"] == "ble-twin":
+        assert dev["att_mtu"] == 247
+        assert "ENCRYPTED" in dev["device_counters"]["flags"]  # paired on demand, as on a board
+    else:
+        assert "SERIAL_TRANSPORT" in dev["device_counters"]["flags"]
     assert abs(dev["rate_hz"] - odr_hz) < 0.01 * odr_hz
     # Streaming from about 2 s into the session (scan, connect, pair) to its end.
     assert summary["samples_received"] >= (duration_s - 4.0) * odr_hz, "\n".join(lines)
 
 
 def test_200_and_400_hz_sessions_lose_nothing(tmp_path):
+    # Over BLE, and over USB serial: a board has both links and streams over BLE until told
+    # otherwise, so the collector must switch it (SET_TRANSPORT) or receive nothing.
     logging.getLogger("bumble").setLevel(logging.ERROR)
     duration_s = 12.0
 
-    async def both():
+    async def all_three():
         return await asyncio.gather(
             _session(_config(tmp_path, "s200", 200, duration_s)),
             _session(_config(tmp_path, "s400", 400, duration_s)),
+            _session(_config(tmp_path, "serial400", 400, duration_s, serial="twin")),
         )
 
-    (s200, lines200, fleets200), (s400, lines400, _) = asyncio.run(both())
+    (s200, lines200, fleets200), (s400, lines400, _), (ser, lines_ser, _) = asyncio.run(all_three())
     _check_clean(s200, lines200, 200, duration_s)
     _check_clean(s400, lines400, 400, duration_s)
-    for name, summary in (("s200", s200), ("s400", s400)):
+    assert ser["transport"] == "serial-twin"
+    _check_clean(ser, lines_ser, 400, duration_s)
+    for name, summary in (("s200", s200), ("s400", s400), ("serial400", ser)):
         a = _samples(str(tmp_path / f"{name}.tlsession"))
         assert len(a) == summary["samples_received"]
         assert np.all(np.diff(a.sample_index) == 1)

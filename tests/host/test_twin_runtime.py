@@ -21,6 +21,7 @@ def not_built(monkeypatch):
 
 def test_micropython_by_default_where_built(built):
     assert runtime.choose(None) == ("micropython", None)
+    assert runtime.choose(None, transport="serial") == ("micropython", None)
     assert runtime.choose("micropython", fault_kinds=["reboot", "disconnect", "drop"]) == (
         "micropython",
         None,
@@ -35,7 +36,6 @@ def test_cpython_when_asked_without_a_note(built):
     ("kw", "says"),
     [
         ({"speed": 4.0}, "real time only (speed 4 asked)"),
-        ({"transport": "serial"}, "BLE only"),
         ({"fault_kinds": ["reboot", "i2c-error"]}, "faults i2c-error reach into the board"),
     ],
 )

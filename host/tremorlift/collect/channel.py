@@ -295,6 +295,10 @@ class DeviceChannel:
             self.stats.reconnects += 1
             self._record_event("reconnect", {"rebooted": rebooted})
         self._ever_connected = True
+        if self.stats.transport.startswith("serial"):
+            # A board has both links and streams over BLE from power-on (and again after every
+            # reset): over USB it must be told to send its frames there.
+            await self.checked(protocol.set_transport(protocol.TRANSPORT_SERIAL))
         await self.checked(protocol.start())
 
     # ---------------------------------------------------------------- consumer

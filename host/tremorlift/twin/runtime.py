@@ -4,9 +4,9 @@
   binary with the NimBLE host stack, one process per board, in real time. The default wherever
   the binary is built (``make micropython-twin``).
 * ``cpython`` (:mod:`tremorlift.twin.wearable`): the firmware inside the host's own process, on
-  the project's model of MicroPython's ``bluetooth`` module; it can run faster than real time,
-  carry USB serial, and take the faults that reach into the board (I2C errors, a stalled IMU
-  read, corrupted serial bytes).
+  the project's model of MicroPython's ``bluetooth`` module; it can run faster than real time
+  and take the faults that reach into the board (I2C errors, a stalled IMU read, corrupted
+  serial bytes).
 
 :func:`choose` picks one and says why when it is not the one asked for (or the default);
 :func:`make_fleet` builds its fleet; :func:`twin_info` is the summary's ``twin`` block.
@@ -44,8 +44,6 @@ def choose(
     reason = None
     if speed != 1.0:
         reason = f"the MicroPython twin runs in real time only (speed {speed:g} asked)"
-    elif transport != "ble":
-        reason = "the MicroPython twin's wearables talk BLE only (USB serial asked)"
     elif in_process:
         reason = f"the faults {', '.join(in_process)} reach into the board's process"
     else:

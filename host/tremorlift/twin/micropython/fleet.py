@@ -85,8 +85,8 @@ class MicroPythonFleet:
             raise ValueError(f"unknown scenario {scenario!r}")
         if speed != 1.0:
             raise ValueError("the MicroPython twin runs in real time only (speed 1)")
-        if transport != "ble":
-            raise ValueError("the MicroPython twin's wearables talk BLE only")
+        if transport not in ("ble", "serial"):
+            raise ValueError(f"unknown transport {transport!r}")
         self.scenario = scenario
         self.seed = seed
         self.speed = 1.0
@@ -158,7 +158,7 @@ class MicroPythonFleet:
             w = MicroPythonWearable(
                 self.build, rom, flash, self.radio, make_source,
                 address=self.radio.allocate_address(), imu=self.imu,
-                heap_bytes=self.heap_bytes, label=dev.name,
+                heap_bytes=self.heap_bytes, label=dev.name, serial=self.transport == "serial",
             )  # fmt: skip
             # The scenario's own render is the 200 Hz source (the firmware's rate at boot).
             w.set_source(_RENDER_RATE_HZ, MotionSource.from_recording(dev, loop=self.loop_motion))

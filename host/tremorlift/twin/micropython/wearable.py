@@ -168,6 +168,26 @@ class _HciPty:
                 pass
 
 
+class BoardSerial:
+    """The board's USB serial port: a pseudo-terminal whose primary side is the board process's
+    stdin and stdout (MicroPython's console, where the firmware's UsbSerialPort reads and
+    writes, as on the board); the collector opens ``slave_path``, as it would /dev/ttyACM0.
+    It lasts across the board's resets, like a USB-UART bridge's port."""
+
+    def __init__(self) -> None:
+        self.primary, self._replica = pty.openpty()
+        tty.setraw(self.primary)
+        tty.setraw(self._replica)
+        self.slave_path = os.ttyname(self._replica)
+
+    def close(self) -> None:
+        for fd in (self.primary, self._replica):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 class _Uplink(asyncio.Protocol):
     def __init__(self, on_line: Callable[[str], None]) -> None:
         self._on_line = on_line
@@ -196,6 +216,7 @@ class MicroPythonWearable:
         battery_mv: int = BATTERY_MV,
         heap_bytes: int = DEFAULT_HEAP_BYTES,
         label: str = "",
+        serial: bool = False,
     ) -> None:
         self.build = build
         self.rom_dir = rom_dir
@@ -207,7 +228,9 @@ class MicroPythonWearable:
         self.heap_bytes = heap_bytes
         self.label = label
         self.name: str | None = None
-        self.serial = None  # the MicroPython twin's wearables talk BLE only
+        # With a USB serial port the board's console (stdin/stdout) is that port, as on the
+        # board; without one it is read here (the firmware's prints).
+        self.serial = BoardSerial() if serial else None
         self.reboots = 0
         self.resets: list[str] = []  # why each reset happened ("watchdog", "machine.reset", ...)
         self.heap: tuple[int, int] | None = None  # (free, allocated) bytes once the firmware is up
@@ -294,9 +317,10 @@ class MicroPythonWearable:
         logger.debug("%s| %s", self.name or self.label, line)
 
     async def _read_console(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
+        stream = proc.stdout if self.serial is None else proc.stderr
+        assert stream is not None
         while True:
-            raw = await proc.stdout.readline()
+            raw = await stream.readline()
             if not raw:
                 return
             self._on_console(raw.decode("utf-8", "replace").rstrip("\r\n"))
@@ -344,6 +368,8 @@ class MicroPythonWearable:
         assert event is not None
         try:
             await asyncio.wait_for(event.wait(), timeout_s)
+            if self.name is None:  # its console is the serial port: the name the firmware
+                self.name = "TL-" + self.address.replace(":", "")[-4:].upper()  # derives
         except TimeoutError:
             tail = "\n".join(list(self.console)[-20:])
             raise RuntimeError(
@@ -380,8 +406,10 @@ class MicroPythonWearable:
             proc = await asyncio.create_subprocess_exec(
                 str(self.build.binary), "-X", f"heapsize={self.heap_bytes}",
                 str(self.rom_dir / "tl_boot.py"),
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=env, pass_fds=(up_w, down_r),
+                stdin=asyncio.subprocess.DEVNULL if self.serial is None else self.serial.primary,
+                stdout=asyncio.subprocess.PIPE if self.serial is None else self.serial.primary,
+                stderr=asyncio.subprocess.STDOUT if self.serial is None else asyncio.subprocess.PIPE,
+                env=env, pass_fds=(up_w, down_r),
                 cwd=str(self.flash_dir), start_new_session=True,
             )  # fmt: skip
         finally:
@@ -470,6 +498,8 @@ class MicroPythonWearable:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.serial is not None:
+            self.serial.close()
 
     @property
     def haptic_log(self) -> list[tuple[str, int]]:
