@@ -88,7 +88,7 @@ def test_report_files_html_and_summary(built: rp.ReportOutput) -> None:
     assert sorted(p.name for p in built.png_paths) == pngs
     text = built.summary
     assert "1 sets with 4 reps, 1 holds" in text and "Best rep: 0.80 m/s" in text
-    assert "last rep 30 % slower than the best (past the limit); told to stop at 23 s" in text
+    assert "final rep 30 % slower than the best (past the limit); told to stop at 23 s" in text
     assert (
         "3 episodes (1 from tiring muscles, 1 from wobbling (balance), 1 from shaking at rest)"
         in text
@@ -106,7 +106,9 @@ def test_report_files_html_and_summary(built: rp.ReportOutput) -> None:
 
 def test_velocity_bars_match_the_reps(built: rp.ReportOutput) -> None:
     res, tmp_path = built, built.html_path.parent
-    assert res.figures["velocity"] == {"bars": 4, "bars_past_limit": 2, "sets": 1}
+    drawn = res.figures["velocity"]
+    assert (drawn["bars"], drawn["bars_past_limit"], drawn["sets"]) == (4, 2, 1)
+    assert drawn["cutoff_mps"] == [pytest.approx(0.8 * (1 - 0.20))]  # best rep less the limit
     img = _check_png(tmp_path / "velocity.png")
     ok, past = _mask(img, _rgb(rp.BAR_OK)), _mask(img, _rgb(rp.BAR_PAST_LIMIT))
     rows = np.flatnonzero((ok | past).any(axis=1))

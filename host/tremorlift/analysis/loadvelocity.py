@@ -33,7 +33,7 @@ tested max.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -167,7 +167,7 @@ def fieller_interval(
     return xm + min(d0, d1), xm + max(d0, d1)
 
 
-def set_points(sets: Iterable[dict[str, Any]]) -> list[tuple[float, float]]:
+def set_points(sets: Iterable[Mapping[str, Any]]) -> list[tuple[float, float]]:
     """``(load_kg, best rep velocity)`` of every dynamic set that has both (the best rep: the
     set's ``best_velocity_mps``, else its fastest rep)."""
     out = []
@@ -184,10 +184,10 @@ def words(p: dict[str, Any], exercise: str) -> str:
     """The profile in one or two sentences for a report or the history listing."""
     if p["slope_mps_per_kg"] is None:
         return f"{exercise}: no load-velocity profile: {p['refused']}."
+    b = p["slope_mps_per_kg"]
     line = (
-        f"{exercise}: load-velocity line v = {p['intercept_mps']:.2f} "
-        f"{p['slope_mps_per_kg']:+.4f} x load (m/s, kg) from {p['points']} sets at "
-        f"{p['distinct_loads']} loads"
+        f"{exercise}: load-velocity line v = {p['intercept_mps']:.2f} {'-' if b < 0 else '+'} "
+        f"{abs(b):.4f} x load (m/s, kg) from {p['points']} sets at {p['distinct_loads']} loads"
     )
     if p["refused"]:
         return f"{line}. No 1RM estimate: {p['refused']}."

@@ -22,7 +22,9 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+
 from tremorlift.analysis.combine import device_results  # noqa: E402
 from tremorlift.analysis.contract import (  # noqa: E402
     Alert,
@@ -33,6 +35,7 @@ from tremorlift.analysis.contract import (  # noqa: E402
     TremorCause,
     TremorEpisode,
 )
+from tremorlift.analysis.recovery import RECOVERY_RMS_MPS2  # noqa: E402
 from tremorlift.coach.results import (  # noqa: E402
     TremorSeries,
     recorded_samples_lost,
@@ -71,6 +74,9 @@ BAR_OK = BLUE
 BAR_PAST_LIMIT = ORANGE
 DPI = 100
 RECOVERY_WINDOW_S = 180.0
+# The recovery curve has settled once it stays at or below the settled level this long (as the
+# engine's recovery reads 6 still windows, 3 s).
+SETTLE_HOLD_S = 3.0
 REST_TREMOR_NOTE = (
     "This is not a diagnosis. Tiredness, caffeine, cold, stress and some medicines can all cause "
     "a shake at rest. If it keeps coming back, consider talking to a doctor."
@@ -128,16 +134,27 @@ def _cause_legend(causes: list[TremorCause]) -> list[Patch]:
     return handles
 
 
+def speed_cutoff_mps(s: Set, thr_pct: float) -> float | None:
+    """The set's limit on the speed axis: its best rep's speed x (1 - threshold)."""
+    best: float | None = cast(dict[str, Any], s).get("best_velocity_mps")
+    if best is None:
+        v = [r["mean_concentric_velocity_mps"] for r in s["reps"]]
+        best = max(v) if v else None
+    return None if best is None else float(best) * (1.0 - thr_pct / 100.0)
+
+
 def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
     sets = [s for s in sensor.result["sets"] if s["kind"] == "dynamic" and s["reps"]]
     if not sets:
         return None
     thr = float(sensor.result.get("velocity_loss_threshold_pct") or 20.0)
     n = len(sets)
-    fig = Figure(figsize=(max(6.0, 2.6 * n), 4.2), dpi=DPI, layout="constrained")
+    fig = Figure(figsize=(max(6.0, 2.6 * n), 4.4), dpi=DPI, layout="constrained")
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
     vmax = max(r["mean_concentric_velocity_mps"] for s in sets for r in s["reps"])
     bars = past = 0
+    cutoffs: list[float | None] = []
+    labels: list[list[str]] = []
     for i, (ax, s) in enumerate(zip(axes, sets, strict=True)):
         v = np.array([r["mean_concentric_velocity_mps"] for r in s["reps"]])
         vl = np.array(
@@ -148,32 +165,37 @@ def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
         )
         colours = [BAR_PAST_LIMIT if x >= thr else BAR_OK for x in vl]
         reps = np.arange(1, v.size + 1)
-        ax.bar(reps, v, width=0.7, color=colours, zorder=2)
+        drawn = ax.bar(reps, v, width=0.7, color=colours, zorder=2)
+        # Each bar's speed on it, and its loss under the number.
+        text = [f"{x:.2f}\n-{max(0.0, y):.0f}%" for x, y in zip(v, vl, strict=True)]
+        ax.bar_label(drawn, labels=text, padding=2, fontsize=7, zorder=4)
+        labels.append(text)
         bars += v.size
         past += int((vl >= thr).sum())
-        ax.set_ylim(0, vmax * 1.25)
+        cut = speed_cutoff_mps(s, thr)
+        cutoffs.append(None if cut is None else round(cut, 4))
+        if cut is not None:
+            ax.axhline(cut, color=BLACK, ls="--", lw=1.2, zorder=3)
+            ax.annotate(
+                f"limit {cut:.2f} m/s", (0.02, cut), xycoords=("axes fraction", "data"),
+                xytext=(0, 3), textcoords="offset points", fontsize=8,
+            )  # fmt: skip
+        ax.set_ylim(0, vmax * 1.35)
         ax.set_xticks(reps)
         ax.set_xlabel("rep")
         ax.set_title(f"set {i + 1}: {s.get('exercise', '')}".rstrip(": "), fontsize=10)
-        ax2 = ax.twinx()
-        ax2.plot(
-            reps, vl, color=BLACK, marker="o", ms=4, lw=1.5, label="velocity loss (%)", zorder=3
-        )
-        ax2.axhline(thr, color=BLACK, ls="--", lw=1.2, label=f"limit {thr:.0f} %")
-        ax2.set_ylim(-10, max(100.0, float(vl.max()) * 1.1))
-        if i == n - 1:
-            ax2.set_ylabel("velocity loss (% slower than the set's best rep)")
-        else:
-            ax2.tick_params(labelright=False)
-    axes[0].set_ylabel("average lifting speed (m/s)")
+    axes[0].set_ylabel("average limb speed while lifting (m/s)")
     handles = [
-        Patch(color=BAR_OK, label="rep speed"),
-        Patch(color=BAR_PAST_LIMIT, label="rep past the limit"),
-        *ax2.get_legend_handles_labels()[0],
+        Patch(color=BAR_OK, label="rep speed (number: m/s, and % slower than the best)"),
+        Patch(color=BAR_PAST_LIMIT, label=f"rep {thr:.0f} % or more slower than the best"),
+        Line2D([], [], color=BLACK, ls="--", lw=1.2, label=f"limit: best rep - {thr:.0f} %"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4 if n > 2 else 2, frameon=False)
-    fig.suptitle("Speed of each rep, and how much it dropped", fontsize=12)
-    return fig, {"bars": bars, "bars_past_limit": past, "sets": n}
+    fig.legend(handles=handles, loc="outside lower center", ncols=3 if n > 2 else 1, frameon=False)
+    fig.suptitle("Limb speed of each rep, and the speed limit of each set", fontsize=12)
+    return fig, {
+        "bars": bars, "bars_past_limit": past, "sets": n, "cutoff_mps": cutoffs,
+        "bar_labels": labels,
+    }  # fmt: skip
 
 
 def fig_tremor(
@@ -218,6 +240,29 @@ def _window(series: TremorSeries, t0: float, t1: float) -> tuple[np.ndarray, np.
     return series.t_s[m] - t0, series.rms_mps2[m]
 
 
+def hold_trend(t: np.ndarray, r: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """The exponential trend of a hold's shaking as drawn (least squares on log RMS): its
+    growth in % per second and the line's values at ``t``; None when it cannot be fitted."""
+    if t.size < 4 or not np.all(r > 0):
+        return None
+    slope, icpt = np.polyfit(t, np.log(r), 1)
+    return float(100.0 * (np.exp(slope) - 1.0)), np.exp(icpt + slope * t)
+
+
+def hold_growths(sensor: _Sensor) -> dict[int, float | None]:
+    """Per hold (its index in the sensor's sets): the growth the holds figure draws, % per
+    second; the engine's figure where there is no curve to draw."""
+    out: dict[int, float | None] = {}
+    for i, h in enumerate(sensor.result["sets"]):
+        if h["kind"] != "hold":
+            continue
+        fit = None
+        if sensor.series is not None and sensor.series.t_s.size:
+            fit = hold_trend(*_window(sensor.series, h["start_s"], h["end_s"]))
+        out[i] = fit[0] if fit is not None else h.get("tremor_growth_pct_per_s")
+    return out
+
+
 def fig_holds(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
     holds = [s for s in sensor.result["sets"] if s["kind"] == "hold"]
     if not holds or sensor.series is None or not sensor.series.t_s.size:
@@ -225,12 +270,13 @@ def fig_holds(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
     fig = Figure(figsize=(8.0, 4.2), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     drawn = 0
+    growths: list[float | None] = []
     for i, h in enumerate(holds):
         t, r = _window(sensor.series, h["start_s"], h["end_s"])
         if t.size < 2:
             continue
-        g = h.get("tremor_growth_pct_per_s")
-        growth = f", grew {g:+.1f} %/s" if g is not None else ""
+        fit = hold_trend(t, r)
+        growth = f", trend {fit[0]:+.1f} %/s" if fit is not None else ""
         c = DEVICE_COLOURS[i % len(DEVICE_COLOURS)]
         ax.plot(
             t,
@@ -239,9 +285,9 @@ def fig_holds(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
             lw=1.5,
             label=f"hold {i + 1}: {h.get('exercise', '')} ({h['end_s'] - h['start_s']:.0f} s{growth})",
         )
-        if t.size >= 4 and np.all(r > 0):
-            slope, icpt = np.polyfit(t, np.log(r), 1)  # exponential growth line
-            ax.plot(t, np.exp(icpt + slope * t), color=c, ls="--", lw=1.0)
+        if fit is not None:
+            ax.plot(t, fit[1], color=c, ls="--", lw=1.0, gid=f"trend-{i}")
+        growths.append(None if fit is None else round(fit[0], 3))
         onset = h.get("time_to_tremor_onset_s")
         if onset is not None:
             ax.axvline(onset, color=c, ls=":", lw=1.0)
@@ -253,45 +299,76 @@ def fig_holds(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", frameon=False, title="dashed: trend; dotted: shaking took off")
     fig.suptitle("Shaking during holds: it grows as the muscles tire", fontsize=12)
-    return fig, {"holds": drawn}
+    return fig, {"holds": drawn, "growth_pct_per_s": growths}
 
 
-def fig_recovery(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
+def settled_level_mps2(sensor: _Sensor) -> float | None:
+    """Where the recovery curve counts as settled: the warm-up level plus the engine's
+    recovery margin (RECOVERY_RMS_MPS2); None without a warm-up level."""
+    base = sensor.result.get("tremor_baseline_rms_mps2")
+    return None if base is None else float(base) + RECOVERY_RMS_MPS2
+
+
+def settle_time_s(t: np.ndarray, r: np.ndarray, level: float) -> float | None:
+    """The first time on the curve from which it stays at or below ``level`` for
+    SETTLE_HOLD_S; None when it never does within the curve."""
+    for i in range(t.size):
+        if t[-1] < t[i] + SETTLE_HOLD_S:
+            return None  # too little curve left to tell
+        span = (t >= t[i]) & (t <= t[i] + SETTLE_HOLD_S)
+        if bool(np.all(r[span] <= level)):
+            return float(t[i])
+    return None
+
+
+def recovery_curves(sensor: _Sensor) -> list[tuple[int, np.ndarray, np.ndarray, float | None]]:
+    """Per set or hold with a curve after it: (its index, time since its end, RMS, the time
+    the curve settled or None). The recovery figure and the summary both read these."""
     sets = sensor.result["sets"]
-    if not sets or sensor.series is None or not sensor.series.t_s.size:
-        return None
-    fig = Figure(figsize=(8.0, 4.2), dpi=DPI, layout="constrained")
-    ax = fig.subplots()
-    drawn = 0
+    if sensor.series is None or not sensor.series.t_s.size:
+        return []
+    level = settled_level_mps2(sensor)
+    out = []
     for i, s in enumerate(sets):
         nxt = sets[i + 1]["start_s"] if i + 1 < len(sets) else np.inf
         t, r = _window(sensor.series, s["end_s"], min(s["end_s"] + RECOVERY_WINDOW_S, nxt))
         if t.size < 2:
             continue
-        rec = s.get("tremor_recovery_s")
-        label = f"after {_set_label(sets, i)}" + (
-            f": settled in {rec:.0f} s" if rec is not None else ""
-        )
-        ax.plot(
-            t,
-            r,
-            color=DEVICE_COLOURS[i % len(DEVICE_COLOURS)],
-            ls=("-", "--", ":", "-.")[(i // 4) % 4],
-            lw=1.5,
-            label=label,
-        )
-        drawn += 1
-    if not drawn:
+        out.append((i, t, r, None if level is None else settle_time_s(t, r, level)))
+    return out
+
+
+def fig_recovery(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
+    sets = sensor.result["sets"]
+    curves = recovery_curves(sensor)
+    if not curves:
         return None
+    fig = Figure(figsize=(8.0, 4.2), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    settled: list[float | None] = []
+    for i, t, r, at in curves:
+        colour = DEVICE_COLOURS[i % len(DEVICE_COLOURS)]
+        label = f"after {_set_label(sets, i)}" + (
+            (": settled at once" if at < 0.5 else f": settled in {at:.0f} s")
+            if at is not None
+            else ": not settled in view"
+        )
+        ax.plot(t, r, color=colour, ls=("-", "--", ":", "-.")[(i // 4) % 4], lw=1.5, label=label)
+        if at is not None:
+            y = float(np.interp(at, t, r))
+            ax.plot([at], [y], marker="o", ms=7, mfc="none", mec=colour, mew=1.5, zorder=4)
+        settled.append(None if at is None else round(at, 2))
     base = sensor.result.get("tremor_baseline_rms_mps2")
-    if base is not None:
+    level = settled_level_mps2(sensor)
+    if base is not None and level is not None:
         ax.axhline(base, color=BLACK, ls=":", lw=1.2, label="your warm-up level")
+        ax.axhline(level, color=GREY, ls="--", lw=1.0, label="settled: below this line for 3 s")
     ax.set_xlabel("time since the set ended (s)")
     ax.set_ylabel("shaking strength (m/s², RMS)")
     ax.set_ylim(bottom=0)
-    ax.legend(frameon=False)
+    ax.legend(frameon=False, title="circle: where the curve settled")
     fig.suptitle("Settling down after each set (lower is calmer)", fontsize=12)
-    return fig, {"curves": drawn}
+    return fig, {"curves": len(curves), "settled_s": settled, "settled_level_mps2": level}
 
 
 def _set_label(sets: list[Set], i: int) -> str:
@@ -328,7 +405,7 @@ def fig_left_right(
     x = np.arange(1, len(pairs) + 1)
     w = 0.38
     for ax, getter, ylabel in (
-        (ax1, mean_v, "average lifting speed (m/s)"),
+        (ax1, mean_v, "average limb speed while lifting (m/s)"),
         (
             ax2,
             lambda s: float(s.get("tremor_rms_max_mps2") or 0.0),
@@ -392,6 +469,86 @@ def fig_alerts(
     return fig, {"alerts": len(alerts)}
 
 
+# ============================================================================ tables
+
+REP_COLUMNS = (
+    ("set", "set"), ("rep", "rep"), ("mean_mps", "mean speed (m/s)"),
+    ("peak_mps", "peak speed (m/s)"), ("rom_m", "range of motion (m)"),
+    ("tut_s", "time under tension (s)"), ("loss_pct", "loss (%)"), ("load_kg", "load (kg)"),
+)  # fmt: skip
+
+
+def rep_rows(sensor: _Sensor) -> list[dict[str, Any]]:
+    """One row per rep of every lifting set: set and rep number, mean and peak limb speed,
+    range of motion, time under tension, velocity loss and the set's load."""
+    rows = []
+    dyn = [s for s in sensor.result["sets"] if s["kind"] == "dynamic" and s["reps"]]
+    for n, s in enumerate(dyn, 1):
+        for j, r in enumerate(s["reps"], 1):
+            rows.append({
+                "set": n, "rep": j,
+                "mean_mps": round(float(r["mean_concentric_velocity_mps"]), 2),
+                "peak_mps": _maybe(r.get("peak_velocity_mps"), 2),
+                "rom_m": _maybe(r.get("rom_m"), 2),
+                "tut_s": _maybe(r.get("time_under_tension_s"), 1),
+                "loss_pct": _maybe(r.get("velocity_loss_pct"), 0),
+                "load_kg": _maybe(s.get("load_kg"), 1),
+            })  # fmt: skip
+    return rows
+
+
+def _maybe(x: Any, nd: int) -> float | None:
+    return None if x is None else round(float(x), nd)
+
+
+def rep_table_html(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    cols = [
+        c for c in REP_COLUMNS if c[0] != "load_kg" or any(r["load_kg"] is not None for r in rows)
+    ]
+    head = "".join(f"<th>{html.escape(title)}</th>" for _, title in cols)
+    body = []
+    for r in rows:
+        cells = "".join(
+            f"<td>{'-' if r[k] is None else html.escape(format(r[k], 'g'))}</td>" for k, _ in cols
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return (
+        '<section><h2>Each rep</h2>\n<table class="reps">\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body) + "\n</tbody></table>\n"
+        "<p>Speeds are of the limb the sensor is on, not of the bar. Loss: how much slower than "
+        "the fastest rep of the set so far. Time under tension: the whole rep, down and up.</p>"
+        "</section>"
+    )
+
+
+def load_velocity_for(
+    result: SessionResult, history: list[dict[str, Any]], this_session_id: str
+) -> tuple[str, dict[str, Any]] | None:
+    """The load-velocity profile of the session's exercise from its own sets with a load and
+    the history's other sessions of that exercise; None when the session has no exercise or no
+    set with a load."""
+    from tremorlift.analysis.loadvelocity import mvt_mps, profile, set_points
+
+    main = device_results(result)[0]
+    dyn = [s for s in main["sets"] if s["kind"] == "dynamic"]
+    names = {s.get("exercise", "unknown") for s in dyn} - {"unknown"}
+    if len(names) != 1:
+        return None
+    (ex,) = names
+    own = set_points(dyn)
+    if not own:
+        return None
+    earlier = [
+        (float(x), float(v))
+        for h in history
+        if h.get("session_id") != this_session_id
+        for x, v in (h.get("exercises", {}).get(ex, {}).get("loads") or [])
+    ]
+    return ex, profile(own + earlier, mvt_mps(ex))
+
+
 # ============================================================================ text
 
 
@@ -429,6 +586,7 @@ def live_sentence(rows: list[dict[str, Any]]) -> str | None:
 def summary_text(
     result: SessionResult, sensors: list[_Sensor], meta: dict[str, str],
     live_rows: list[dict[str, Any]] | None = None,
+    load_velocity: tuple[str, dict[str, Any]] | None = None,
 ) -> str:  # fmt: skip
     """The plain-language summary printed to stdout and put at the top of the HTML."""
     lines: list[str] = []
@@ -449,12 +607,16 @@ def summary_text(
     )
     allv = [r["mean_concentric_velocity_mps"] for s in dyn for r in s["reps"]]
     if allv:
-        lines.append(f"Best rep: {max(allv):.2f} m/s average lifting speed.")
+        lines.append(
+            f"Best rep: {max(allv):.2f} m/s average limb speed while lifting (the speed of the "
+            "limb the sensor is on, not of the bar)."
+        )
     stops = [
         a for a in main["alerts"] if a.get("kind") == "velocity_loss" and a.get("level") == "stop"
     ]
     n_kind = {"dynamic": 0, "hold": 0}
-    for s in sets:
+    growths = hold_growths(sensors[0]) if sensors else {}
+    for k, s in enumerate(sets):
         n_kind[s["kind"]] = i = n_kind.get(s["kind"], 0) + 1  # sets and holds numbered apart
         if s["kind"] == "dynamic" and s["reps"]:
             best = max(r["mean_concentric_velocity_mps"] for r in s["reps"])
@@ -469,11 +631,16 @@ def summary_text(
                 )
             lines.append(
                 f"  Set {i} ({s.get('exercise', 'unknown')}): {len(s['reps'])} reps, best {best:.2f} m/s, "
-                f"last rep {vl:.0f} % slower than the best ({verdict}){told}."
+                f"final rep {vl:.0f} % slower than the best ({verdict}){told}."
             )
         elif s["kind"] == "hold":
-            g = s.get("tremor_growth_pct_per_s")
-            grew = f", shaking grew {g:.1f} % per second" if g is not None else ""
+            g = growths.get(k, s.get("tremor_growth_pct_per_s"))
+            grew = (
+                f", shaking {'grew' if g >= 0 else 'fell'} {abs(g):.1f} % per second (the holds "
+                "figure's trend)"
+                if g is not None
+                else ""
+            )
             why = f"; ended by {s['stop_reason']}" if s.get("stop_reason") else ""
             lines.append(
                 f"  Hold {i} ({s.get('exercise', 'unknown')}): {s['end_s'] - s['start_s']:.0f} s{grew}{why}."
@@ -501,9 +668,21 @@ def summary_text(
             lines.append(
                 f"  A steady {hz:.0f} Hz shake was found while resting, not after effort. {REST_TREMOR_NOTE}"
             )
-    rec = [r for s in sets if (r := s.get("tremor_recovery_s")) is not None]
-    if rec:
-        lines.append(f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median).")
+    curves = recovery_curves(sensors[0]) if sensors else []
+    level = settled_level_mps2(sensors[0]) if sensors else None
+    rec = [at for _, _, _, at in curves if at is not None]
+    if rec and level is not None:
+        lines.append(
+            f"Recovery: shaking settled {np.median(rec):.0f} s after a set (median of "
+            f"{len(rec)}; settled: at or below {level:.2f} m/s², your warm-up level plus "
+            f"{RECOVERY_RMS_MPS2:.2f}, for {SETTLE_HOLD_S:.0f} s)."
+        )
+    unsettled = len(curves) - len(rec)
+    if unsettled and level is not None:
+        lines.append(
+            f"  After {unsettled} of {len(curves)} sets the shaking had not settled before the "
+            "next set or the end of the recording."
+        )
     # The session's velocity comparison, with its uncertainty (analysis/limbs.py): the faster
     # limb named only when the difference is beyond what the sensors can tell apart.
     speed_verdicts = [
@@ -519,6 +698,13 @@ def summary_text(
     live = live_sentence(live_rows or [])
     if live:
         lines.append(live)
+    if load_velocity is not None:
+        from tremorlift.analysis.loadvelocity import words
+
+        ex, prof = load_velocity
+        lines.append(f"Load and speed: {words(prof, ex)}")
+        if prof["slope_mps_per_kg"] is not None:
+            lines.append(f"  Method: {prof['method']}, over this and earlier sessions' sets.")
     return "\n".join(lines) + "\n"
 
 
@@ -532,19 +718,26 @@ def _png(fig: Figure) -> bytes:
 
 
 CAPTIONS = {
-    "velocity": "Each bar is one rep's average lifting speed. The line is how much slower each rep was than the set's fastest; "
-    "reps at or past the dashed limit are orange. Stopping there keeps fatigue in check.",
+    "velocity": "Each bar is one rep's average speed while lifting, of the limb the sensor is on (not the bar's): the number on "
+    "it in m/s, and under it how much slower than the set's fastest rep. The dashed line is the set's limit on the same "
+    "speed axis (the best rep's speed less the velocity-loss limit); "
+    "reps that reached the limit are orange. Stopping there keeps fatigue in check.",
     "tremor": "Top: how strongly the sensor shook in the tremor range. Bottom: how fast it shook. Coloured bands mark shaking "
     "episodes and their likely cause; grey bands are sets and holds.",
-    "holds": "Shaking during each hold, from its start. Steady growth is normal muscle fatigue; sudden large shaking means end the hold.",
-    "recovery": "Shaking after each set ends. When the line is back near your warm-up level, you have settled down.",
-    "left-right": "The two sensors compared, set by set: average speed and strongest shaking.",
-    "alerts": "Every alert on the session's timeline: notes, warnings (last rep) and stops.",
+    "holds": "Shaking during each hold, from its start; the dashed trend's growth per second is the one in the legend and "
+    "the summary. Steady growth is normal muscle fatigue; sudden large shaking means end the hold.",
+    "recovery": "Shaking after each set ends. The circle marks where the line settled: at or below the grey dashed line (your "
+    "warm-up level plus a margin) for 3 s; the summary's time is the same point.",
+    "left-right": "The two sensors compared, set by set: average limb speed and strongest shaking.",
+    "alerts": "Every alert on the session's timeline: notes, warnings (one more rep at most) and stops.",
 }
 
 
-def build_report(session: Path, out_dir: Path) -> ReportOutput:
-    """Write ``report.html`` and one PNG per figure into ``out_dir``; return what was written."""
+def read_session(
+    session: Path,
+) -> tuple[SessionResult, list[_Sensor], dict[str, str], list[dict[str, Any]]]:
+    """The session's final analysis, its sensors (with their tremor curves), meta and how the
+    live calls compared: what the report is drawn from."""
     with SessionReader(session) as reader:
         arrays = usable_arrays(reader)
         result = session_analysis(reader, arrays)
@@ -573,6 +766,19 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
             _Sensor(r.get("name") or (arr.name if arr is not None else f"sensor {k + 1}"), pl, r, series,
                     len(arr) if arr is not None else 0, lost[arr.device] if arr is not None else 0)
         )  # fmt: skip
+    return result, sensors, meta, live_rows
+
+
+def build_report(
+    session: Path, out_dir: Path, history: list[dict[str, Any]] | None = None
+) -> ReportOutput:
+    """Write ``report.html`` and one PNG per figure into ``out_dir``; return what was written.
+    ``history``: the indexed sessions for the load-velocity profile (None: read the index)."""
+    if history is None:
+        from tremorlift.coach.history import load_history
+
+        history = load_history()
+    result, sensors, meta, live_rows = read_session(session)
     main = sensors[0]
     figs: list[tuple[str, tuple[Figure, dict[str, Any]] | None]] = [
         ("velocity", fig_velocity(main)),
@@ -587,7 +793,11 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
             ),
         ),
     ]
-    text = summary_text(result, sensors, meta, live_rows)
+    from tremorlift.coach.history import session_id
+
+    lv = load_velocity_for(result, history, session_id(meta))
+    text = summary_text(result, sensors, meta, live_rows, lv)
+    rows = rep_rows(main)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -613,6 +823,11 @@ def build_report(session: Path, out_dir: Path) -> ReportOutput:
                 f'<section><h2>{html.escape(title)}</h2>\n<img src="data:image/png;base64,{b64}" '
                 f'alt="{html.escape(title)}">\n<p>{html.escape(CAPTIONS[name])}</p></section>'
             )
+        if rows:
+            sections.insert(min(1, len(sections)), rep_table_html(rows))
+            info["reps"] = {"rows": len(rows)}
+        if lv is not None:
+            info["load_velocity"] = lv[1]
         page = _html_page(session.name, text, sections)
         html_path = out_dir / "report.html"
         write_atomic(html_path, page)
@@ -636,6 +851,8 @@ h1 {{ font-size: 1.5em; }} h2 {{ font-size: 1.15em; margin-top: 2em; }}
 ul.summary {{ background: #f4f4f4; padding: 1em 2em; border-radius: 6px; }}
 li.sub {{ margin-left: 1.5em; list-style: circle; }}
 img {{ max-width: 100%; height: auto; border: 1px solid #ddd; }}
+table.reps {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
+table.reps th, table.reps td {{ border-bottom: 1px solid #ddd; padding: 0.2em 0.7em; text-align: right; }}
 p {{ color: #333; }}
 </style></head>
 <body>
