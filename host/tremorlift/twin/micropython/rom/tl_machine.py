@@ -92,11 +92,12 @@ class ADC(_emu.ADC):
 _CHUNK_HEADER = struct.calcsize("<IIHH")  # rate (mHz), first index, count, reserved
 _SAMPLE_BYTES = 24  # six float32: ax ay az (m/s^2), gx gy gz (rad/s)
 _CHUNK_MAX = 512
+_AHEAD = 3  # chunks asked for beyond the one in use (3 x 12 KB fit the 64 KB pipe)
 
 
 class HostFeed:
     """The IMU emulator's sample source: samples of the motion generator by index, at the rate
-    the chip runs at, fetched from the host in chunks of about half a second, one chunk ahead."""
+    the chip runs at, fetched from the host in chunks of half a second, _AHEAD chunks ahead."""
 
     def __init__(self, emulator):
         self._emu = emulator
@@ -141,7 +142,12 @@ class HostFeed:
         self._first = first
         self._n = n
         if rate == rate_mhz:
-            self._ask(rate, first + n)  # the next chunk, while this one is used
+            # The next chunks, while this one is used: the board keeps _AHEAD chunks (1.5 s)
+            # in flight, so a host busy for a while never leaves the chip without samples.
+            nxt = first + n
+            for _ in range(_AHEAD):
+                self._ask(rate, nxt)
+                nxt += n
 
     def __call__(self, index):
         odr = self._emu.odr_hz
