@@ -134,13 +134,19 @@ def _cause_legend(causes: list[TremorCause]) -> list[Patch]:
     return handles
 
 
-def speed_cutoff_mps(s: Set, thr_pct: float) -> float | None:
-    """The set's limit on the speed axis: its best rep's speed x (1 - threshold)."""
-    best: float | None = cast(dict[str, Any], s).get("best_velocity_mps")
-    if best is None:
-        v = [r["mean_concentric_velocity_mps"] for r in s["reps"]]
-        best = max(v) if v else None
-    return None if best is None else float(best) * (1.0 - thr_pct / 100.0)
+def speed_cutoffs_mps(s: Set, thr_pct: float) -> list[float | None]:
+    """Per rep, the set's limit on the speed axis: the reference that rep's loss was measured
+    against (its speed / (1 - loss)), times (1 - threshold). A rep is past the limit exactly
+    when its speed is at or below this; the reference can move during a set (a faster rep, or
+    a first rep set aside as too fast for the set: analysis/alerts.py)."""
+    out: list[float | None] = []
+    prev: float | None = None
+    for r in s["reps"]:
+        v, vl = r["mean_concentric_velocity_mps"], r.get("velocity_loss_pct")
+        ref = v / (1.0 - vl / 100.0) if vl is not None and vl < 99.0 else prev
+        prev = ref
+        out.append(None if ref is None else ref * (1.0 - thr_pct / 100.0))
+    return out
 
 
 def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
@@ -149,11 +155,12 @@ def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
         return None
     thr = float(sensor.result.get("velocity_loss_threshold_pct") or 20.0)
     n = len(sets)
-    fig = Figure(figsize=(max(6.0, 2.6 * n), 4.4), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    widths = [max(4, len(s["reps"])) for s in sets]
+    fig = Figure(figsize=(max(7.0, 0.55 * sum(widths) + 1.5), 4.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, n, sharey=True, squeeze=False, width_ratios=widths)[0]
     vmax = max(r["mean_concentric_velocity_mps"] for s in sets for r in s["reps"])
     bars = past = 0
-    cutoffs: list[float | None] = []
+    cutoffs: list[list[float | None]] = []
     labels: list[list[str]] = []
     for i, (ax, s) in enumerate(zip(axes, sets, strict=True)):
         v = np.array([r["mean_concentric_velocity_mps"] for r in s["reps"]])
@@ -172,13 +179,17 @@ def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
         labels.append(text)
         bars += v.size
         past += int((vl >= thr).sum())
-        cut = speed_cutoff_mps(s, thr)
-        cutoffs.append(None if cut is None else round(cut, 4))
-        if cut is not None:
-            ax.axhline(cut, color=BLACK, ls="--", lw=1.2, zorder=3)
+        cut = speed_cutoffs_mps(s, thr)
+        cutoffs.append([None if c is None else round(c, 4) for c in cut])
+        known = [(k, c) for k, c in enumerate(cut) if c is not None]
+        if known:
+            xs = np.r_[[reps[k] - 0.5 for k, _ in known], reps[known[-1][0]] + 0.5]
+            ys = np.r_[[c for _, c in known], known[-1][1]]
+            ax.plot(xs, ys, color=BLACK, ls="--", lw=1.2, drawstyle="steps-post", zorder=3,
+                    gid="limit")  # fmt: skip
             ax.annotate(
-                f"limit {cut:.2f} m/s", (0.02, cut), xycoords=("axes fraction", "data"),
-                xytext=(0, 3), textcoords="offset points", fontsize=8,
+                f"limit {known[0][1]:.2f} m/s", (reps[known[0][0]] - 0.5, known[0][1]),
+                xytext=(1, -9), textcoords="offset points", fontsize=7,
             )  # fmt: skip
         ax.set_ylim(0, vmax * 1.35)
         ax.set_xticks(reps)
@@ -186,11 +197,11 @@ def fig_velocity(sensor: _Sensor) -> tuple[Figure, dict[str, Any]] | None:
         ax.set_title(f"set {i + 1}: {s.get('exercise', '')}".rstrip(": "), fontsize=10)
     axes[0].set_ylabel("average limb speed while lifting (m/s)")
     handles = [
-        Patch(color=BAR_OK, label="rep speed (number: m/s, and % slower than the best)"),
-        Patch(color=BAR_PAST_LIMIT, label=f"rep {thr:.0f} % or more slower than the best"),
-        Line2D([], [], color=BLACK, ls="--", lw=1.2, label=f"limit: best rep - {thr:.0f} %"),
+        Patch(color=BAR_OK, label="rep (m/s; % slower than the best)"),
+        Patch(color=BAR_PAST_LIMIT, label=f"rep {thr:.0f} % or more slower"),
+        Line2D([], [], color=BLACK, ls="--", lw=1.2, label=f"limit: best rep less {thr:.0f} %"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3 if n > 2 else 1, frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False, fontsize=9)
     fig.suptitle("Limb speed of each rep, and the speed limit of each set", fontsize=12)
     return fig, {
         "bars": bars, "bars_past_limit": past, "sets": n, "cutoff_mps": cutoffs,
