@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from tremorlift import __version__, commands
+from tremorlift.commands._output import set_no_color
 from tremorlift.errors import UserError
 
 
@@ -33,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="tremorlift: tremor and velocity loss from a wearable IMU, mid-set.",
     )
     parser.add_argument("--version", action="version", version=f"tremorlift {__version__}")
+    parser.add_argument(
+        "--no-color",
+        action="store_true",
+        help="no colour in any output (as NO_COLOR=1 in the environment, https://no-color.org)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for mod in _command_modules():
@@ -43,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.no_color:
+        set_no_color()
     try:
         return int(args.run(args) or 0)
     except UserError as exc:

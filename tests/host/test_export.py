@@ -1,8 +1,10 @@
-"""`tremorlift export`: samples, reps, tremor episodes and alerts as CSV and Parquet."""
+"""`tremorlift export`: samples, sets, reps, tremor episodes and alerts as CSV and Parquet, and
+the session's metadata."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +40,11 @@ def test_csv_export(session: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "reps.csv",
         "samples-left.csv",
         "samples-right.csv",
+        "session.json",
+        "sets.csv",
         "tremor_episodes.csv",
     ]
-    assert capsys.readouterr().out.count("\n") == 5
+    assert capsys.readouterr().out.count("\n") == 7
     arrays, results = _stored(session)
     data = np.loadtxt(out / "samples-left.csv", delimiter=",", skiprows=1)
     with (out / "samples-left.csv").open() as f:
@@ -111,3 +115,51 @@ def test_bad_session_exits_2_and_writes_nothing(
     assert capsys.readouterr().err.count("\n") == 1
     assert not (tmp_path / "o").exists()
     assert main(["export", str(tmp_path / "missing.tlsession")]) == 2
+
+
+@pytest.fixture(scope="module")
+def demo_session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two bench sets and an isometric hold."""
+    return write_session(tmp_path_factory.mktemp("demo") / "demo.tlsession", "demo")
+
+
+def test_sets_table_holds_every_set_holds_included(demo_session: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sets"
+    assert main(["export", str(demo_session), "--out", str(out)]) == 0
+    _, results = _stored(demo_session)
+    with (out / "sets.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    expected = [(r["name"], i, s) for r in results for i, s in enumerate(r["sets"], 1)]
+    assert len(rows) == len(expected) and rows
+    kinds = {s["kind"] for _, _, s in expected}
+    assert "hold" in kinds and "dynamic" in kinds  # the scenario has both: none vanishes
+    for row, (name, i, s) in zip(rows, expected, strict=True):
+        assert (row["device"], int(row["set"]), row["kind"]) == (name, i, s["kind"])
+        assert int(row["reps"]) == len(s["reps"])
+        assert float(row["start_s"]) == pytest.approx(s["start_s"])
+        if s["kind"] == "dynamic":
+            assert float(row["best_velocity_mps"]) == pytest.approx(s["best_velocity_mps"])
+            assert row["posture_drift_deg"] == ""  # a hold's column, empty on a lifting set
+        else:
+            assert row["velocity_loss_pct"] == "" and row["reps"] == "0"
+            assert float(row["duration_s"]) == pytest.approx(s["duration_s"])
+            assert float(row["posture_drift_deg"]) == pytest.approx(s["posture_drift_deg"])
+
+
+def test_session_json_has_meta_sensors_and_the_analysis_settings(
+    session: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "meta"
+    assert main(["export", str(session), "--format", "parquet", "--out", str(out)]) == 0
+    doc = json.loads((out / "session.json").read_text())
+    with SessionReader(session) as r:
+        meta = dict(r.meta)
+        (final,) = [x.data for x in r.analyses("final")]
+        addresses = [d.address for d in r.devices()]
+    assert doc["meta"]["created_utc"] == meta["created_utc"]
+    assert doc["meta"]["session_id"] == meta["session_id"] and len(meta["session_id"]) == 32
+    assert [d["address"] for d in doc["sensors"]] == addresses
+    assert [d["name"] for d in doc["sensors"]] == ["left", "right"]
+    assert {d["placement"] for d in doc["sensors"]} == {"thigh"}
+    assert doc["analysis_settings"] == final["settings"]
+    assert set(doc) == {"meta", "settings", "sensors", "analysis_settings"}

@@ -190,3 +190,64 @@ def test_the_final_asymmetry_and_the_collectors_loss_figures_are_used(tmp_path: 
     assert summary["exercises"]["squat"]["tremor_ratio"] != 2.0
     assert [d["samples_lost"] for d in summary["devices"]] == [77, 0]
     assert summary["samples_lost"] == 77
+
+
+# ------------------------------------------------------------------ identity, missing, remove
+def test_a_copied_session_counts_once_and_a_gone_file_is_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import sqlite3
+
+    a = write_session(tmp_path / "a.tlsession", "demo", created_unix_s=1.77e9)
+    b = write_session(tmp_path / "b.tlsession", "demo", seed=2, created_unix_s=1.77e9 + 60)
+    copy = tmp_path / "copy-of-a.tlsession"
+    shutil.copyfile(a, copy)
+    # An older file, made before sessions had an ID: known by its creation stamp.
+    old = write_session(tmp_path / "old.tlsession", "demo", seed=3, created_unix_s=1.77e9 - 60)
+    with sqlite3.connect(old) as db:
+        db.execute("DELETE FROM meta WHERE key = 'session_id'")
+    old_copy = tmp_path / "old-copy.tlsession"
+    shutil.copyfile(old, old_copy)
+    assert main(["history", "--add", str(a), str(copy), str(b), str(old), str(old_copy)]) == 0
+    capsys.readouterr()
+    with SessionReader(a) as r:
+        sid = r.meta["session_id"]
+    assert main(["history", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    sessions = json.loads(out)["sessions"]
+    assert len(sessions) == 3 and err == ""
+    assert [s["session_id"] == sid for s in sessions].count(True) == 1
+    assert len({s["session_id"] for s in sessions}) == 3
+    # The original goes: its copy stands in; b goes: left out, said once on stderr.
+    a.unlink()
+    b.unlink()
+    assert main(["history"]) == 0
+    out, err = capsys.readouterr()
+    assert str(copy.resolve()) in out and str(b.resolve()) not in out
+    assert err.count("\n") == 1 and "1 session file(s) no longer exist" in err
+    assert str(b.resolve()) in err
+    assert main(["history", "--json"]) == 0  # JSON on stdout, the note on stderr
+    out, err = capsys.readouterr()
+    assert len(json.loads(out)["sessions"]) == 2 and "no longer exist" in err
+
+
+def test_history_remove_by_path_or_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_session(tmp_path / "a.tlsession", "demo", created_unix_s=1.77e9)
+    b = write_session(tmp_path / "b.tlsession", "demo", seed=2, created_unix_s=1.77e9 + 60)
+    assert main(["history", "--add", str(a), str(b)]) == 0
+    with SessionReader(b) as r:
+        b_id = r.meta["session_id"]
+    capsys.readouterr()
+    assert main(["history"]) == 0
+    assert b_id[:8] in capsys.readouterr().out  # the ID to remove it by is listed
+    assert main(["history", "--remove", str(a)]) == 0
+    assert "files left in place" in capsys.readouterr().out and a.exists()
+    assert [Path(s["path"]).name for s in load_history()] == ["b.tlsession"]
+    assert main(["history", "--remove", b_id[:8]]) == 0
+    assert load_history() == [] and b.exists()
+    assert b_id in capsys.readouterr().out
+    for gone in (str(a), b_id[:8], "x"):
+        assert main(["history", "--remove", gone]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "no such session in the history" in err

@@ -165,9 +165,10 @@ def test_unwritable_destination_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
         locked.chmod(0o700)
 
 
-def test_missing_out_is_a_user_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["simulate", "--scenario", "demo"]) == 2
-    assert "--out" in capsys.readouterr().err
+def test_missing_out_writes_the_csv_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--scenario", "demo", "--short"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("t,ax,ay,az,gx,gy,gz\n") and "--out" in err
 
 
 def test_failed_rename_leaves_nothing(

@@ -6,9 +6,13 @@ file's path and a JSON summary (:func:`summarize`); trends are computed from the
 the index never needs the session files again and survives their being moved (a re-add with the
 new path replaces nothing but adds the new row; ``--add`` on the same path updates it).
 
+A session is known by its ``session_id`` (:func:`session_id`): a copy of a file is the same
+session, counted once (:func:`load_history`); rows whose file has gone are left out by
+:func:`split_missing`; :func:`remove_sessions` takes a session out of the index.
+
 Summary (``summarize``), all figures SI or %::
 
-    {"created_utc", "created_unix_s", "duration_s", "samples_lost", "sets", "reps",
+    {"session_id", "created_utc", "created_unix_s", "duration_s", "samples_lost", "sets", "reps",
      "best_velocity_mps", "warmup_tremor_rms_mps2",
      "devices": [{"name", "placement", "samples", "samples_lost"}],
      "exercises": {NAME: {"sets", "reps", "best_velocity_mps", "velocity_loss_at_stop_pct",
@@ -26,6 +30,7 @@ exercise's load-velocity profile and estimated 1RM (``analysis.loadvelocity``).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -109,6 +114,7 @@ def summarize(
     created_unix_s: float,
     duration_s: float,
     devices: list[dict[str, Any]],
+    session_id: str = "",
 ) -> dict[str, Any]:
     """A session's summary for the index from its analysis result (single or multi-sensor)."""
     from tremorlift.analysis.combine import device_results
@@ -151,6 +157,7 @@ def summarize(
     base = [r.get("tremor_baseline_rms_mps2") for r in per_dev]
     base_known = [b for b in base if b is not None]
     return {
+        "session_id": session_id or legacy_session_id(created_utc, created_unix_s),
         "created_utc": created_utc,
         "created_unix_s": created_unix_s,
         "duration_s": round(duration_s, 3),
@@ -201,7 +208,27 @@ def summarize_session(session_path: str | os.PathLike[str]) -> dict[str, Any]:
             created_unix_s=created_unix_s,
             duration_s=duration,
             devices=devices,
+            session_id=session_id(reader.meta),
         )
+
+
+def legacy_session_id(created_utc: str, created_unix_s: float) -> str:
+    """The identity of a session whose file has no ``session_id`` (older files): a hash of its
+    creation stamp, which a copy of the file keeps."""
+    stamp = f"{created_utc}|{float(created_unix_s)!r}".encode()
+    return hashlib.sha256(stamp).hexdigest()[:32]
+
+
+def session_id(meta: dict[str, str]) -> str:
+    """A session file's identity from its meta table (``session_id``, else the legacy hash)."""
+    sid = meta.get("session_id", "")
+    if sid:
+        return sid
+    try:
+        unix_s = float(meta.get("created_unix_s", "nan"))
+    except ValueError:
+        unix_s = float("nan")
+    return legacy_session_id(meta.get("created_utc", ""), unix_s)
 
 
 # ============================================================================ index
@@ -266,23 +293,97 @@ def register_session(
     return summary
 
 
-def load_history(index: Path | None = None) -> list[dict[str, Any]]:
-    """Every indexed session, oldest first: its summary plus ``path``."""
-    with _open_index(index, create=False) as db:
-        if db is None:
-            return []
-        rows = db.execute(
-            "SELECT path, summary FROM sessions ORDER BY created_unix_s, path"
-        ).fetchall()
+def _key(summary: dict[str, Any]) -> str:
+    """The session's identity in a stored summary (rows indexed before ids had none)."""
+    sid = summary.get("session_id")
+    if sid:
+        return str(sid)
+    return legacy_session_id(
+        str(summary.get("created_utc", "")), float(summary.get("created_unix_s", 0.0))
+    )
+
+
+def _rows(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT path, added_unix_s, summary FROM sessions ORDER BY created_unix_s, path"
+    ).fetchall()
     out = []
-    for path, text in rows:
+    for path, added_unix_s, text in rows:
         try:
             s = json.loads(text)
         except ValueError:
             continue  # one bad row must not hide the rest
         s["path"] = path
+        s["session_id"] = _key(s)
+        s["_added_unix_s"] = added_unix_s
         out.append(s)
     return out
+
+
+def load_history(index: Path | None = None) -> list[dict[str, Any]]:
+    """Every indexed session once, oldest first: its summary plus ``path``.
+
+    Rows of the same session (a copied or moved file indexed again) count once: the row whose
+    file is still there, else the one indexed last."""
+    with _open_index(index, create=False) as db:
+        if db is None:
+            return []
+        rows = _rows(db)
+    best: dict[str, dict[str, Any]] = {}
+    for s in rows:
+        rank = (Path(s["path"]).exists(), s["_added_unix_s"])
+        kept = best.get(s["session_id"])
+        if kept is None or rank >= (Path(kept["path"]).exists(), kept["_added_unix_s"]):
+            best[s["session_id"]] = s
+    chosen = {id(s) for s in best.values()}
+    out = [s for s in rows if id(s) in chosen]
+    for s in out:
+        del s["_added_unix_s"]
+    return out
+
+
+def split_missing(sessions: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The sessions whose file is still there, and the paths of those whose file is not."""
+    present = [s for s in sessions if Path(s["path"]).exists()]
+    missing = [s["path"] for s in sessions if not Path(s["path"]).exists()]
+    return present, missing
+
+
+# A session ID given to ``--remove`` may be shortened to this many characters or more.
+MIN_ID_PREFIX = 6
+
+
+def remove_sessions(which: str, index: Path | None = None) -> list[dict[str, Any]]:
+    """Take a session out of the index (its file is left alone): ``which`` is a session file's
+    path or a session ID (or its first characters, at least ``MIN_ID_PREFIX``). Every row of
+    that session goes, copies included. Returns the rows removed; UserError when none match."""
+    with _open_index(index, create=False) as db:
+        rows = [] if db is None else _rows(db)
+        target = str(Path(which).resolve())
+        ids = {s["session_id"] for s in rows if s["path"] == target}
+        if not ids and Path(which).is_file():
+            from tremorlift.store.reader import SessionReader
+
+            with SessionReader(which) as reader:
+                ids = {session_id(reader.meta)}
+        if not ids and len(which) >= MIN_ID_PREFIX:
+            ids = {s["session_id"] for s in rows if s["session_id"].startswith(which.lower())}
+            if len(ids) > 1:
+                raise UserError(
+                    f"{which!r} starts {len(ids)} session IDs; give more of it: "
+                    + ", ".join(sorted(ids))
+                )
+        gone = [s for s in rows if s["session_id"] in ids]
+        if not gone:
+            raise UserError(
+                f"{which}: no such session in the history (give a session file's path or an ID "
+                "from `tremorlift history`)"
+            )
+        assert db is not None
+        db.executemany("DELETE FROM sessions WHERE path = ?", [(s["path"],) for s in gone])
+    for s in gone:
+        del s["_added_unix_s"]
+    return gone
 
 
 # ============================================================================ trends
@@ -374,13 +475,13 @@ def format_history(sessions: list[dict[str, Any]], tr: dict[str, dict[str, Any]]
         return "-" if x is None else format(x, fmt)
 
     lines = [
-        f"{'date (UTC)':16} {'exercise':16} {'duration':>8} {'sets':>4} {'reps':>4} {'best m/s':>8} {'lost':>6}  file"
+        f"{'id':8} {'date (UTC)':16} {'exercise':16} {'duration':>8} {'sets':>4} {'reps':>4} {'best m/s':>8} {'lost':>6}  file"
     ]
     for s in sessions:
         date = (s.get("created_utc") or "")[:16].replace("T", " ")
         exs = ",".join(s.get("exercises", {})) or "-"
         lines.append(
-            f"{date:16} {exs[:16]:16} {s['duration_s'] / 60:7.1f}m {s['sets']:>4} {s['reps']:>4} "
+            f"{_key(s)[:8]:8} {date:16} {exs[:16]:16} {s['duration_s'] / 60:7.1f}m {s['sets']:>4} {s['reps']:>4} "
             f"{f(s.get('best_velocity_mps'), '8.2f'):>8} {s.get('samples_lost', 0):>6}  {s['path']}"
         )
     if not sessions:

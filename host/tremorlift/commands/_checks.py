@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from tremorlift.errors import UserError
 
 
@@ -16,3 +18,39 @@ def check_scenario(name: str) -> None:
 def check_between(flag: str, value: float, low: float, high: float, unit: str = "") -> None:
     if not low <= value <= high:
         raise UserError(f"{flag} must be between {low:g} and {high:g}{unit}, got {value:g}")
+
+
+# The velocity-loss threshold every command accepts (collect, analyze, config), in %. Below 1 %
+# a limit sits inside the rep-to-rep noise of a measured mean concentric velocity, so the first
+# slightly slower rep would stop the set; at about 80 % loss a set has reached failure in the
+# lifts studied (squat and bench press end near their minimal velocity threshold well before
+# that), so a larger limit would never fire.
+VL_THRESHOLD_MIN_PCT = 1.0
+VL_THRESHOLD_MAX_PCT = 80.0
+
+
+def check_vl_threshold(flag: str, value: float) -> None:
+    check_between(flag, value, VL_THRESHOLD_MIN_PCT, VL_THRESHOLD_MAX_PCT, " %")
+
+
+def scenario_lines() -> list[str]:
+    """One line per twin scenario: name, placement, what it plays (and its sensors)."""
+    from tremorlift.twin.motion.scenarios import SCENARIOS
+
+    width = max(len(n) for n in SCENARIOS)
+    lines = []
+    for name, spec in SCENARIOS.items():
+        devs = (
+            "" if len(spec.devices) == 1 else f" [devices: {', '.join(d for d, _ in spec.devices)}]"
+        )
+        lines.append(f"{name:<{width}}  {spec.placement:<7}  {spec.description}{devs}")
+    return lines
+
+
+class ScenarioHelpFormatter(argparse.HelpFormatter):
+    """Help that ends with the twin's scenarios, read only when the help is printed (building
+    the parser stays free of the twin)."""
+
+    def format_help(self) -> str:
+        listing = "\n".join(f"  {line}" for line in scenario_lines())
+        return f"{super().format_help()}\nscenarios (--simulate SCENARIO):\n{listing}\n"

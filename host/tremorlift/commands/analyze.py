@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,8 +10,13 @@ from typing import Any
 from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.analysis.alerts import STOP_POLICIES
 from tremorlift.analysis.contract import SessionResult
+from tremorlift.commands._checks import (
+    VL_THRESHOLD_MAX_PCT,
+    VL_THRESHOLD_MIN_PCT,
+    check_vl_threshold,
+)
+from tremorlift.commands._output import add_json_option, write_json
 from tremorlift.errors import UserError
-from tremorlift.store.files import write_atomic
 
 ORDER = 40
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -29,9 +33,7 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     p.add_argument("input", metavar="INPUT", help="session file or CSV")
-    p.add_argument(
-        "--json", metavar="OUT", help="write the analysis as JSON to OUT ('-' for stdout)"
-    )
+    add_json_option(p, "the analysis (instead of the table)")
     p.add_argument("--exercise", metavar="NAME", help="exercise name to put on the sets")
     p.add_argument(
         "--goal",
@@ -42,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
         "--vl-threshold",
         metavar="PCT",
         type=float,
-        help="explicit velocity-loss threshold in %% (overrides --goal)",
+        help=f"explicit velocity-loss threshold, {VL_THRESHOLD_MIN_PCT:g}-"
+        f"{VL_THRESHOLD_MAX_PCT:g} %% (overrides --goal)",
     )
     p.add_argument(
         "--placement",
@@ -67,20 +70,15 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
-    if args.vl_threshold is not None and not 0.0 < args.vl_threshold < 100.0:
-        raise UserError(f"--vl-threshold must be between 0 and 100 %, got {args.vl_threshold:g}")
+    if args.vl_threshold is not None:
+        check_vl_threshold("--vl-threshold", args.vl_threshold)
     path = Path(args.input)
     if _is_session(path):
         result = _analyse_session(path, args)
     else:
         result = _analyse_csv(path, args)
     if args.json:
-        text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-        if args.json == "-":
-            sys.stdout.write(text)
-        else:
-            write_atomic(args.json, text)  # OUT is complete or untouched
+        write_json(args.json, result)  # OUT is complete or untouched
     else:
         sys.stdout.write(format_table(result))
     return 0

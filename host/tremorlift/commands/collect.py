@@ -13,7 +13,15 @@ from pathlib import Path
 from tremorlift import protocol
 from tremorlift.analysis import GOALS, PLACEMENTS
 from tremorlift.analysis.alerts import STOP_POLICIES
-from tremorlift.commands._checks import check_between, check_scenario
+from tremorlift.commands._checks import (
+    VL_THRESHOLD_MAX_PCT,
+    VL_THRESHOLD_MIN_PCT,
+    ScenarioHelpFormatter,
+    check_between,
+    check_scenario,
+    check_vl_threshold,
+)
+from tremorlift.commands._output import human_stream, no_color
 from tremorlift.errors import UserError
 from tremorlift.twin import IMUS
 
@@ -29,7 +37,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "collect",
         help="connect to wearables, record the session and analyse it live",
         description="Connect to one or more tremorlift wearables over BLE (or USB serial, or the "
-        "digital twin with --simulate), record every frame to a session file and analyse live.",
+        "digital twin with --simulate), record every frame to a session file and analyse live. "
+        "The live log (--no-ui) and warnings go to stderr; stdout gets the closing summary, or "
+        "only the JSON with --summary-json -.",
+        formatter_class=ScenarioHelpFormatter,
     )
     p.add_argument(
         "--device",
@@ -86,7 +97,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exercise", metavar="NAME", help="exercise name, e.g. squat")
     p.add_argument("--goal", choices=GOALS, help="velocity-loss goal preset")
     p.add_argument(
-        "--vl-threshold", type=float, metavar="PCT", help="explicit velocity-loss threshold in %%"
+        "--vl-threshold",
+        type=float,
+        metavar="PCT",
+        help=f"explicit velocity-loss threshold, {VL_THRESHOLD_MIN_PCT:g}-"
+        f"{VL_THRESHOLD_MAX_PCT:g} %%",
     )
     p.add_argument("--placement", choices=PLACEMENTS, help="where the wearable is strapped")
     p.add_argument(
@@ -107,7 +122,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-sound", action="store_true", help="no tone on the laptop")
     p.add_argument("--no-speech", action="store_true", help="no spoken words on the laptop")
-    p.add_argument("--summary-json", metavar="FILE", help="write the link and loss summary here")
+    p.add_argument(
+        "--summary-json",
+        metavar="OUT",
+        help="write the link and loss summary as JSON to OUT ('-': stdout, human text on stderr)",
+    )
     p.add_argument(
         "--no-ui", action="store_true", help="one line per event instead of the dashboard"
     )
@@ -133,8 +152,8 @@ def _validate(args: argparse.Namespace) -> None:
         )
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration must be positive, got {args.duration:g}")
-    if args.vl_threshold is not None and not 1 <= args.vl_threshold <= 80:
-        raise UserError(f"--vl-threshold must be between 1 and 80 %, got {args.vl_threshold:g}")
+    if args.vl_threshold is not None:
+        check_vl_threshold("--vl-threshold", args.vl_threshold)
     check_between("--scan-timeout", args.scan_timeout, 0.5, 120, " s")
     if args.rate is not None and args.rate not in protocol.CONFIGURE_ODRS_HZ:
         rates = ", ".join(map(str, protocol.CONFIGURE_ODRS_HZ))
@@ -181,6 +200,11 @@ def _validate(args: argparse.Namespace) -> None:
             raise UserError(no_paired_message(args.simulate))
 
 
+def _json_targets(args: argparse.Namespace) -> tuple[str | None, ...]:
+    """Every option that can send JSON to stdout (``-``)."""
+    return (args.summary_json, getattr(args, "events", None))
+
+
 def _fault_kinds(args: argparse.Namespace) -> tuple[str, ...]:
     if args.inject is None:
         return ()
@@ -223,8 +247,12 @@ def run(args: argparse.Namespace) -> int:
         paired_only=not args.any, scan_timeout_s=args.scan_timeout,
         twin=args.twin, fault_kinds=_fault_kinds(args),
     )  # fmt: skip
-    use_dashboard = cfg.ui and sys.stdout.isatty()
-    ui = Dashboard() if use_dashboard else EventPrinter()
+    # Human text never shares stdout with JSON: with a JSON stream on stdout, the dashboard
+    # and the closing lines go to stderr. The plain live log (and every in-session error in it)
+    # is always on stderr.
+    out = human_stream(*_json_targets(args))
+    use_dashboard = cfg.ui and out.isatty()
+    ui = Dashboard(out, no_color=no_color()) if use_dashboard else EventPrinter(sys.stderr)
     hook = None
     if args.inject is not None:
         from tremorlift.twin.radio.faults import FaultInjector, parse_inject
@@ -236,12 +264,13 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             raise
     if args.summary_json == "-":
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
     lost = summary["samples_lost"]
     print(
         f"{summary['transport']}: {len(summary['devices'])} wearable(s), {summary['samples_received']} samples "
         f"received, {lost} lost, {summary['frames_corrupt']} corrupt frames, {summary['reconnects']} reconnects "
-        f"in {summary['duration_s']:.1f} s"
+        f"in {summary['duration_s']:.1f} s",
+        file=out,
     )
     if summary.get("injected"):
         rec = summary["recovery"]
@@ -249,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
             f"injected {', '.join(i['fault'] for i in summary['injected'])}: "
             f"{rec['samples_recovered_by_resend']} samples recovered by resend, "
             f"{rec['samples_lost_in_transit']} lost in transit, {rec['samples_lost_on_device']} lost on "
-            f"the device, {rec['reboots_seen']} reboots seen"
+            f"the device, {rec['reboots_seen']} reboots seen",
+            file=out,
         )
     in_transit = summary["recovery"]["samples_lost_in_transit"]
     if args.simulate is not None and args.speed > 1 and in_transit and not args.inject:
@@ -265,9 +295,10 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"final analysis: {sum(d['sets'] for d in final['devices'])} sets, "
             f"{sum(d['reps'] for d in final['devices'])} reps; live calls: {told} as the final "
-            f"analysis has them" + (f", {len(differ)} differed" if differ else "")
+            f"analysis has them" + (f", {len(differ)} differed" if differ else ""),
+            file=out,
         )
-    print(f"session recorded to {summary['session']} (ended by {summary['ended_by']})")
+    print(f"session recorded to {summary['session']} (ended by {summary['ended_by']})", file=out)
     try:
         register_session(summary["session"])
     except UserError as exc:  # the recording is safe; only the history index missed it

@@ -28,7 +28,7 @@ def add_parser(subparsers: Any) -> None:
         "--exercise",
         dest="show_exercise",
         metavar="NAME",
-        help="show the settings for this exercise",
+        help="the exercise whose settings to show, set or unset (before or after ACTION)",
     )
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     s = sub.add_parser("set", help="set KEY to VALUE in [default] or [exercise.NAME]")
@@ -58,8 +58,14 @@ def run(args: argparse.Namespace) -> int:
         print(config_path())
         return 0
     if action in ("set", "unset"):
-        ex = check_exercise(args.exercise) if args.exercise else None
+        # `config --exercise squat set ...` and `config set --exercise squat ...` mean the same.
+        given = [n for n in (args.show_exercise, args.exercise) if n]
+        if len({check_exercise(n) for n in given}) > 1:
+            raise UserError(f"--exercise given twice with different names: {' and '.join(given)}")
+        ex = check_exercise(given[0]) if given else None
         key = check_key(args.key)
+        if action == "set" and key == "vl_threshold_pct":
+            _check_threshold_text(args.value)
         cfg = ConfigFile.load()  # raises before anything is written if the file is bad
         table = cfg.table(ex)
         where = f"[exercise.{ex}]" if ex else "[default]"
@@ -77,6 +83,21 @@ def run(args: argparse.Namespace) -> int:
     settings = effective_settings(args.show_exercise)
     sys.stdout.write(format_settings(settings, config_path()))
     return 0
+
+
+def _check_threshold_text(value: str) -> None:
+    """The threshold range every command shares; text that is no number is left to the
+    settings' own check (one wording for it)."""
+    import math
+
+    from tremorlift.commands._checks import check_vl_threshold
+
+    try:
+        pct = float(value)
+    except ValueError:
+        return
+    if math.isfinite(pct):
+        check_vl_threshold("vl_threshold_pct", pct)
 
 
 def _show(v: Any) -> str:

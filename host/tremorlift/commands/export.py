@@ -9,7 +9,16 @@ Files (in ``--out``, default ``SESSION-export/`` beside the session):
 * ``reps``: ``device set set_kind exercise rep start_s end_s mean_concentric_velocity_mps
   peak_velocity_mps rom_m velocity_loss_pct``;
 * ``tremor_episodes``: ``device start_s end_s peak_hz rms_mps2 cause``;
-* ``alerts``: ``device t_s level kind message``.
+* ``sets``: one row per set, holds included: ``device set kind exercise start_s end_s
+  duration_s reps best_velocity_mps velocity_loss_pct max_velocity_loss_pct
+  time_under_tension_s load_kg tremor_rms_max_mps2 tremor_recovery_s time_to_tremor_onset_s
+  tremor_growth_pct_per_s posture_drift_deg stop_reason`` (a column that does not apply to the
+  kind of set is empty);
+* ``alerts``: ``device t_s level kind message``;
+* ``session.json`` (whatever the format): the session's ``meta`` table (with ``settings`` and
+  ``sensors`` decoded), ``sensors`` (per device: address, recorded name, the user's name and
+  limb, placement, firmware, IMU rate) and ``analysis_settings``, the settings the final
+  analysis used.
 
 Every file is first written to a temporary name in the output folder; only when all are complete
 are they renamed into place (``store.files.StagedFiles``), so an error never leaves a half-written
@@ -41,15 +50,23 @@ REP_COLUMNS = (
     "device", "set", "set_kind", "exercise", "rep", "start_s", "end_s",
     "mean_concentric_velocity_mps", "peak_velocity_mps", "rom_m", "velocity_loss_pct",
 )  # fmt: skip
+SET_COLUMNS = (
+    "device", "set", "kind", "exercise", "start_s", "end_s", "duration_s", "reps",
+    "best_velocity_mps", "velocity_loss_pct", "max_velocity_loss_pct", "time_under_tension_s",
+    "load_kg", "tremor_rms_max_mps2", "tremor_recovery_s", "time_to_tremor_onset_s",
+    "tremor_growth_pct_per_s", "posture_drift_deg", "stop_reason",
+)  # fmt: skip
 EPISODE_COLUMNS = ("device", "start_s", "end_s", "peak_hz", "rms_mps2", "cause")
+METADATA_NAME = "session.json"
 ALERT_COLUMNS = ("device", "t_s", "level", "kind", "message")
 
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export",
-        help="export a session's samples, reps, tremor and alerts as CSV or Parquet",
-        description="Write a session's samples (per sensor, SI units), reps, tremor episodes and alerts as tables.",
+        help="export a session's samples, sets, reps, tremor and alerts as CSV or Parquet",
+        description="Write a session's samples (per sensor, SI units), sets (holds too), reps, "
+        "tremor episodes and alerts as tables, and its metadata as session.json.",
     )
     p.add_argument("session", metavar="SESSION", help="session file")
     p.add_argument(
@@ -70,6 +87,11 @@ def _safe(name: str) -> str:
 
 def build_tables(session: Path) -> dict[str, Table]:
     """Table name -> columns (name -> values); sample columns are numpy arrays."""
+    return build_export(session)[0]
+
+
+def build_export(session: Path) -> tuple[dict[str, Table], dict[str, Any]]:
+    """The tables (name -> columns, see :func:`build_tables`) and the session's metadata."""
     from tremorlift.analysis.combine import device_results
     from tremorlift.coach.results import session_analysis, usable_arrays
     from tremorlift.store.reader import SessionReader
@@ -101,10 +123,19 @@ def build_tables(session: Path) -> dict[str, Table]:
                 )
             )
         result = session_analysis(reader, arrays)
+        metadata = _metadata(reader, result)
     reps: Table = {c: [] for c in REP_COLUMNS}
+    sets: Table = {c: [] for c in SET_COLUMNS}
     for dev in device_results(result):
         dname = dev.get("name") or (arrays[0][0].name if arrays else "")
         for si, s in enumerate(dev["sets"], 1):
+            row_s = {
+                **{c: s.get(c) for c in SET_COLUMNS}, "device": dname, "set": si,
+                "exercise": s.get("exercise", "unknown"), "reps": len(s["reps"]),
+                "duration_s": s.get("duration_s", s["end_s"] - s["start_s"]),
+            }  # fmt: skip
+            for c in SET_COLUMNS:
+                sets[c].append(row_s[c])
             for ri, r in enumerate(s["reps"], 1):
                 row = (dname, si, s["kind"], s.get("exercise", "unknown"), ri, r["start_s"], r["end_s"],
                        r["mean_concentric_velocity_mps"], r["peak_velocity_mps"], r["rom_m"], r.get("velocity_loss_pct"))  # fmt: skip
@@ -119,8 +150,41 @@ def build_tables(session: Path) -> dict[str, Table]:
         c: [a.get(c, default_dev) if c == "device" else a.get(c) for a in result["alerts"]]
         for c in ALERT_COLUMNS
     }
-    tables["reps"], tables["tremor_episodes"], tables["alerts"] = reps, episodes, alerts
-    return tables
+    tables["sets"], tables["reps"] = sets, reps
+    tables["tremor_episodes"], tables["alerts"] = episodes, alerts
+    return tables, metadata
+
+
+def _metadata(reader: Any, result: Any) -> dict[str, Any]:
+    """``session.json``: what the session is, how it was recorded and analysed."""
+    import json
+
+    from tremorlift.store.final import SENSORS_KEY, SETTINGS_KEY, sensors, session_settings
+
+    meta: dict[str, Any] = dict(reader.meta)
+    for key in (SETTINGS_KEY, SENSORS_KEY):
+        if key in meta:
+            try:
+                meta[key] = json.loads(meta[key])
+            except ValueError:
+                pass  # kept as the text it is
+    named = sensors(reader)
+    devices = []
+    for d in reader.devices():
+        user = named.get(d.address) or {}
+        info = d.info
+        devices.append({
+            "address": d.address, "name": d.name, "user_name": user.get("name"),
+            "limb": user.get("limb"), "placement": d.placement,
+            "firmware": None if info is None else ".".join(map(str, info.fw_version)),
+            "odr_hz": None if info is None else info.odr_hz,
+        })  # fmt: skip
+    return {
+        "meta": meta,
+        "settings": session_settings(reader),
+        "sensors": devices,
+        "analysis_settings": result.get("settings"),
+    }
 
 
 def _write_csv(f: Any, table: Table) -> None:
@@ -143,7 +207,10 @@ def _write_parquet(path: str, table: Table) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"t_s": pa.float64(), "sample_index": pa.int64(), "set": pa.int64(), "rep": pa.int64()}
+    types = {
+        "t_s": pa.float64(), "sample_index": pa.int64(), "set": pa.int64(), "rep": pa.int64(),
+        "reps": pa.int64(),
+    }  # fmt: skip
     arrays = []
     for c, v in table.items():
         typ = types.get(c)
@@ -155,6 +222,7 @@ def _write_parquet(path: str, table: Table) -> None:
             "kind",
             "message",
             "cause",
+            "stop_reason",
         ):
             typ = pa.string()
         arrays.append(pa.array(v, type=typ or pa.float64()))
@@ -162,7 +230,9 @@ def _write_parquet(path: str, table: Table) -> None:
 
 
 def export(session: Path, fmt: str, out: Path) -> list[Path]:
-    tables = build_tables(session)
+    import json
+
+    tables, metadata = build_export(session)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -173,6 +243,9 @@ def export(session: Path, fmt: str, out: Path) -> list[Path]:
     try:
         # Private like the session itself: the tables hold the recorded samples.
         with StagedFiles(private=True) as staged:
+            with staged.stage(out / METADATA_NAME).open("w", encoding="utf-8") as f:
+                json.dump(metadata, f, indent=2, allow_nan=False, default=str)
+                f.write("\n")
             for final, table in zip(finals, tables.values(), strict=True):
                 tmp = staged.stage(final)
                 if fmt == "csv":
@@ -183,7 +256,7 @@ def export(session: Path, fmt: str, out: Path) -> list[Path]:
             staged.commit()
     except OSError as exc:
         raise UserError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
-    return finals
+    return [*finals, out / METADATA_NAME]
 
 
 def run(args: argparse.Namespace) -> int:

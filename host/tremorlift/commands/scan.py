@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import sys
 
 from tremorlift.commands._checks import check_between, check_scenario
+from tremorlift.commands._output import add_json_option, write_json
 
 ORDER = 10
 
@@ -25,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="SCENARIO",
         help="scan the digital twin's radio (wearables playing SCENARIO) instead of Bluetooth",
     )
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json_option(p, "the wearables found (instead of the table)")
     p.set_defaults(run=run)
 
 
@@ -52,17 +53,20 @@ def run(args: argparse.Namespace) -> int:
         check_scenario(args.simulate)
     rows = asyncio.run(_scan(args))
     if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
+        write_json(args.json, rows)
     if not rows:
         print(
-            "no tremorlift wearable found (is it switched on, charged and not connected elsewhere?)"
+            "no tremorlift wearable found (is it switched on, charged and not connected elsewhere?)",
+            file=sys.stderr,
         )
         return 1
+    if args.json:
+        return 0
     print(f"{'name':10} {'address':18} {'signal':>8} {'battery':>8}  protocol")
     for r in rows:
         battery = "-" if r["battery_pct"] is None else f"{r['battery_pct']} %"
         print(
-            f"{r['name']!s:10} {r['address']!s:18} {r['rssi_dbm']!s:>4} dBm {battery:>8}  v{r['protocol_version']}"
+            f"{r['name']!s:10} {r['address']!s:18} {r['rssi_dbm']!s:>4} dBm {battery:>8}  "
+            f"v{r['protocol_version']}"
         )
     return 0

@@ -5,6 +5,8 @@ rad/s; sensor axes) and ``FILE.truth.json`` (docs/motion-model.md). Scenarios wi
 write ``FILE-<device>.csv`` and ``FILE-<device>.truth.json`` for each (e.g. ``run-left.csv``)
 unless ``--device`` picks one, which is then written to ``FILE.csv``. Every file is written to a
 temporary name next to it and renamed when all are complete, so nothing is left half-written.
+Without ``--out`` (or with ``--out -``) the CSV of one sensor goes to stdout and no truth is
+written (``tremorlift simulate --scenario curl-3x10 | head``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
+from typing import Any, TextIO
 
 import numpy as np
 
+from tremorlift.commands._checks import scenario_lines
 from tremorlift.errors import UserError
 from tremorlift.store.files import StagedFiles
 from tremorlift.twin import IMUS
@@ -33,7 +38,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--scenario", metavar="NAME", help="scenario name (see --list)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
-        "--out", metavar="FILE.csv", help="output CSV path; truth goes to FILE.truth.json"
+        "--out",
+        metavar="FILE.csv",
+        help="output CSV path; truth goes to FILE.truth.json (default or '-': the CSV to stdout, "
+        "no truth)",
     )
     p.add_argument(
         "--rate",
@@ -57,42 +65,47 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.set_defaults(run=run)
 
 
-def _scenario_lines() -> list[str]:
-    from tremorlift.twin.motion.scenarios import SCENARIOS
-
-    width = max(len(n) for n in SCENARIOS)
-    lines = []
-    for name, spec in SCENARIOS.items():
-        devs = (
-            "" if len(spec.devices) == 1 else f" [devices: {', '.join(d for d, _ in spec.devices)}]"
-        )
-        lines.append(f"{name:<{width}}  {spec.placement:<7}  {spec.description}{devs}")
-    return lines
-
-
 def _base(out: Path) -> Path:
     return out.with_suffix("") if out.suffix.lower() == ".csv" else out
 
 
-def _write_csv(path: Path, t_s: np.ndarray, accel: np.ndarray, gyro: np.ndarray) -> None:
+def _write_csv(dest: Path | TextIO, t_s: np.ndarray, accel: np.ndarray, gyro: np.ndarray) -> None:
     data = np.column_stack([t_s, accel, gyro])
-    with open(path, "w", encoding="ascii", newline="\n") as fh:
-        fh.write("t,ax,ay,az,gx,gy,gz\n")
-        np.savetxt(fh, data, fmt=["%.6f"] + ["%.7g"] * 6, delimiter=",")
+    if not isinstance(dest, Path):
+        dest.write("t,ax,ay,az,gx,gy,gz\n")
+        np.savetxt(dest, data, fmt=["%.6f"] + ["%.7g"] * 6, delimiter=",")
+        return
+    with open(dest, "w", encoding="ascii", newline="\n") as fh:
+        _write_csv(fh, t_s, accel, gyro)
+
+
+def _to_stdout(args: argparse.Namespace, motion: Any) -> int:
+    """One sensor's CSV on stdout (nothing else there); the summary line on stderr."""
+    scenario = motion.generate(
+        args.scenario, args.seed, sample_rate_hz=args.rate, imu=args.imu, short=args.short,
+        keep_kinematics=False,
+    )  # fmt: skip
+    rec = scenario.devices[0] if args.device is None else scenario.device(args.device)
+    _write_csv(sys.stdout, rec.t_s, rec.accel_mps2, rec.gyro_radps)
+    sys.stdout.flush()
+    print(
+        f"stdout: {rec.name} ({rec.t_s.size} samples, {rec.t_s.size / args.rate:.1f} s); "
+        "ground truth only with --out",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from tremorlift.twin.motion import generator as motion
 
     if args.list:
-        print("\n".join(_scenario_lines()))
+        print("\n".join(scenario_lines()))
         return 0
     if not args.scenario:
         raise UserError("--scenario is required (or --list); valid: " + ", ".join(motion.SCENARIOS))
     if args.scenario not in motion.SCENARIOS:
         raise UserError(f"unknown scenario {args.scenario!r}; valid: {', '.join(motion.SCENARIOS)}")
-    if not args.out:
-        raise UserError("--out FILE.csv is required")
     if not (motion.MIN_RATE_HZ <= args.rate <= motion.MAX_RATE_HZ):
         raise UserError(
             f"--rate {args.rate:g} Hz is outside {motion.MIN_RATE_HZ:g}-{motion.MAX_RATE_HZ:g} Hz"
@@ -103,6 +116,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"scenario {args.scenario} has no device {args.device!r}; devices: {', '.join(device_names)}"
         )
+    if args.out in (None, "-"):
+        if args.device is None and len(device_names) > 1:
+            raise UserError(
+                f"scenario {args.scenario} has {len(device_names)} sensors and stdout takes one: "
+                f"give --device ({', '.join(device_names)}) or --out FILE.csv for all"
+            )
+        return _to_stdout(args, motion)
     out = Path(args.out)
     directory = out.parent if str(out.parent) else Path(".")
     if not directory.is_dir():

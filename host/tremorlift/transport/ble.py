@@ -98,6 +98,13 @@ def _parse_advert(device: BLEDevice, adv: Any) -> FoundWearable | None:
     )
 
 
+# What to check when the scan cannot start (no adapter, adapter off, no BlueZ, no rights).
+NO_ADAPTER_HINT = (
+    "check that BlueZ runs (`systemctl status bluetooth`), that the adapter is powered "
+    "(`bluetoothctl power on`) and that this user may use it (member of the `bluetooth` group)"
+)
+
+
 async def scan(timeout_s: float = 5.0, *, backend: type | None = None) -> list[FoundWearable]:
     """Scan for tremorlift wearables; strongest signal first."""
     kwargs: dict[str, Any] = {"return_adv": True}
@@ -107,7 +114,9 @@ async def scan(timeout_s: float = 5.0, *, backend: type | None = None) -> list[F
         found = await BleakScanner.discover(timeout_s, **kwargs)
     except (BleakError, OSError) as exc:
         # No adapter, Bluetooth off, or (Linux) no BlueZ daemon on the system bus.
-        raise UserError(f"Bluetooth is not available: {exc or type(exc).__name__}") from exc
+        raise UserError(
+            f"Bluetooth is not available ({exc or type(exc).__name__}): {NO_ADAPTER_HINT}"
+        ) from exc
     wearables = [w for d, adv in found.values() if (w := _parse_advert(d, adv)) is not None]
     return sorted(wearables, key=lambda w: -w.rssi_dbm)
 
