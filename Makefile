@@ -16,7 +16,7 @@ FW_SRC := firmware
 FW_FILES := $(shell find $(FW_SRC) -name '*.py' -not -path '*/__pycache__/*')
 
 .PHONY: all venv node stubs test test-fast firmware flash typecheck-firmware lint demo bench \
-        bench-accuracy soak fuzz hardware clean micropython-twin
+        bench-accuracy soak fuzz hardware clean micropython-twin chromium screenshot
 
 all: test
 
@@ -43,6 +43,20 @@ $(STUBS)/.stamp: requirements-stubs.txt
 	touch $@
 
 stubs: $(STUBS)/.stamp
+
+# Debian's chromium, for the live page's browser test (tests/e2e/test_web_page.py, Playwright
+# drives it) and `make screenshot`. Installed with apt-get as root or with sudo, without the
+# recommended packages (udev among them, whose set-up does not belong in a container); where it
+# cannot be installed the browser test skips and says why (in CI it fails instead).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq || echo "note: apt-get update failed; installing from the package lists at hand"; \
+	    apt-get install -y -qq --no-install-recommends chromium fonts-liberation; \
+	  elif command -v apt-get >/dev/null && command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	    sudo apt-get update -qq || echo "note: apt-get update failed; installing from the package lists at hand"; \
+	    sudo apt-get install -y -qq --no-install-recommends chromium fonts-liberation; \
+	  else echo "note: chromium is missing and cannot be installed here (Debian/Ubuntu: apt-get install chromium): the live page's browser test skips"; fi; }
 
 # --- firmware ------------------------------------------------------------------
 firmware: venv
@@ -120,7 +134,7 @@ demo: venv micropython-twin
 	@echo "link and loss summary: $(DEMO_OUT)/summary.json"
 
 # --- tests -------------------------------------------------------------------------
-test: venv node stubs micropython-twin
+test: venv node stubs micropython-twin chromium
 	$(MAKE) firmware
 	$(MAKE) typecheck-firmware
 	$(VENV)/bin/pytest -q
@@ -128,6 +142,11 @@ test: venv node stubs micropython-twin
 # The tests not marked slow (no twin sessions in real time, no real-data sweep): under a minute.
 test-fast: venv node stubs
 	$(VENV)/bin/pytest -q -m "not slow"
+
+# A phone-sized screenshot (390x844) of the live page mid-set during a twin session, for the
+# README (tools/phone_screenshot.py).
+screenshot: venv chromium
+	$(PY) tools/phone_screenshot.py --out docs/phone.png
 
 # --- benchmarks ------------------------------------------------------------------
 # paradigma pins a pyarrow and python-dateutil older than ours, so it lives in its own venv.

@@ -16,11 +16,11 @@ import json
 import signal
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tremorlift.collect.channel import DeviceChannel, LinkFactory
-from tremorlift.collect.collector import CollectOptions, Collector, EventSink
+from tremorlift.collect.collector import CollectOptions, Collector, EventSink, Listener
 from tremorlift.errors import UserError
 from tremorlift.store import final as final_analysis
 from tremorlift.store.files import write_atomic
@@ -55,6 +55,11 @@ class CollectConfig:
     # BLE without `devices`: connect only to wearables in the paired-devices file
     # (tremorlift.transport.pairing). The CLI sets it unless --any is given.
     paired_only: bool = False
+    # The session's event stream: each listener is added to Collector.listeners (--events).
+    listeners: list[Listener] = field(default_factory=list)
+    # The live page's server (collect.web.WebServer, --web): started before the wearables are
+    # looked for, given the collector, closed after the session's last event.
+    web: Any = None
 
 
 async def _ble_targets(
@@ -99,9 +104,27 @@ async def collect(
     ``hook(collector, fleet)`` runs as a task beside the session (``fleet`` is the twin or
     None): fault injection and tests use it to act on the link mid-session.
     """
+    options = cfg.options or CollectOptions()
+    try:
+        if cfg.web is None:
+            return await _collect(cfg, options, emit, ui, hook)
+        await cfg.web.start()
+        try:
+            return await _collect(cfg, options, emit, ui, hook)
+        finally:
+            await cfg.web.close()
+    finally:
+        for listener in cfg.listeners:
+            close = getattr(listener, "close", None)
+            if close is not None:
+                close()  # an event file (--events) is complete once the session is
+
+
+async def _collect(
+    cfg: CollectConfig, options: CollectOptions, emit: EventSink, ui: Any, hook: Hook | None
+) -> dict[str, Any]:
     from tremorlift import paths  # noqa: PLC0415
 
-    options = cfg.options or CollectOptions()
     fleet = None
     if cfg.serial not in (None, "twin") and cfg.simulate is None:
         from tremorlift.transport.serial import check_port  # noqa: PLC0415
@@ -168,6 +191,9 @@ async def collect(
             time_scale=scale,
         )
         _add_devices(collector, cfg, targets, transport, fleet, emit)
+        collector.listeners.extend(cfg.listeners)
+        if cfg.web is not None:
+            cfg.web.attach(collector)
         if fleet is not None:
             collector.summary_extra["twin"] = runtime.twin_info(fleet)
         if cfg.odr_hz is not None:

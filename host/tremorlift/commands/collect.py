@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tremorlift import protocol
 from tremorlift.analysis import GOALS, PLACEMENTS
@@ -24,6 +25,9 @@ from tremorlift.commands._checks import (
 from tremorlift.commands._output import human_stream, no_color
 from tremorlift.errors import UserError
 from tremorlift.twin import IMUS
+
+if TYPE_CHECKING:
+    from tremorlift.collect.setup import CollectConfig
 
 ORDER = 20
 # The fastest twin speed-up the collector keeps up with: with 20 % of notifications lost, the
@@ -128,6 +132,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write the link and loss summary as JSON to OUT ('-': stdout, human text on stderr)",
     )
     p.add_argument(
+        "--events",
+        metavar="OUT",
+        help="write every set, rep, alert, tremor and link event as one JSON line to OUT as it "
+        "happens ('-': stdout, human text on stderr; docs/events.md)",
+    )
+    p.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the live page for a phone at the rack on PORT (0: any free port), on this "
+        "machine only; with HOST (e.g. 0.0.0.0:8080) on the network, behind a secret address "
+        "printed with its QR code",
+    )
+    p.add_argument(
         "--no-ui", action="store_true", help="one line per event instead of the dashboard"
     )
     p.add_argument(
@@ -175,6 +192,16 @@ def _validate(args: argparse.Namespace) -> None:
             raise UserError(
                 f"{args.summary_json}: folder {parent} does not exist or is not writable"
             )
+    if args.events is not None:
+        from tremorlift.collect.event_stream import check_events_target
+
+        if args.events == "-" and args.summary_json == "-":
+            raise UserError("--events - and --summary-json - both write to stdout: give one a file")
+        check_events_target(args.events)
+    if args.web is not None:
+        from tremorlift.collect.web import parse_web_spec
+
+        args.web_address = parse_web_spec(args.web)
     if args.inject is not None:
         if args.simulate is None:
             raise UserError("--inject needs --simulate: faults are injected into the digital twin")
@@ -203,6 +230,22 @@ def _validate(args: argparse.Namespace) -> None:
 def _json_targets(args: argparse.Namespace) -> tuple[str | None, ...]:
     """Every option that can send JSON to stdout (``-``)."""
     return (args.summary_json, getattr(args, "events", None))
+
+
+def _streams(args: argparse.Namespace, cfg: CollectConfig) -> None:
+    """--events and --web: the session's events as JSON lines, and the live page's server."""
+    if args.events is not None:
+        from tremorlift.collect.event_stream import EventLines
+
+        cfg.listeners.append(EventLines(args.events))
+    if args.web is not None:
+        from tremorlift.collect.web import WebServer, is_loopback, new_token
+
+        host, port = args.web_address
+        cfg.web = WebServer(
+            host, port, token=None if is_loopback(host) else new_token(),
+            announce=lambda text: print(text, file=sys.stderr, flush=True),
+        )  # fmt: skip
 
 
 def _fault_kinds(args: argparse.Namespace) -> tuple[str, ...]:
@@ -253,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
     out = human_stream(*_json_targets(args))
     use_dashboard = cfg.ui and out.isatty()
     ui = Dashboard(out, no_color=no_color()) if use_dashboard else EventPrinter(sys.stderr)
+    _streams(args, cfg)
     hook = None
     if args.inject is not None:
         from tremorlift.twin.radio.faults import FaultInjector, parse_inject
