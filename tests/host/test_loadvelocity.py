@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import pytest
 from tremorlift.analysis import loadvelocity as lv
+from tremorlift.analysis.contract import LoadVelocityProfile
 
 # The truth: v = A - B * load + noise; the 1RM is where the true line meets the MVT.
 A_MPS, B_MPS_PER_KG, NOISE_MPS = 1.40, 0.008, 0.04
@@ -95,3 +98,9 @@ def test_set_points_take_dynamic_sets_with_a_load() -> None:
         {"kind": "hold", "load_kg": 20.0, "best_velocity_mps": None},
     ]
     assert lv.set_points(sets) == [(80.0, 0.7)]
+
+
+def test_the_profile_has_the_documented_keys() -> None:
+    keys = set(typing.get_type_hints(LoadVelocityProfile))
+    for p in (lv.profile(_points(2), MVT), lv.profile([(60.0, 0.9), (100.0, 0.6)], MVT)):
+        assert LoadVelocityProfile.__required_keys__ <= p.keys() <= keys

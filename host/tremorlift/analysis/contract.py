@@ -147,6 +147,24 @@ class AsymmetryRow(TypedDict):
     tremor_ratio: float | None  # first / second peak tremor RMS
 
 
+class LoadVelocityProfile(TypedDict):
+    """One exercise's load-velocity line and estimated 1RM (analysis/loadvelocity.py)."""
+
+    points: int
+    distinct_loads: int
+    slope_mps_per_kg: float | None
+    intercept_mps: float | None
+    residual_se_mps: float | None
+    r2: float | None
+    mvt_mps: float | None
+    one_rm_kg: float | None
+    one_rm_ci_kg: list[float] | None
+    confidence: float
+    method: str
+    refused: str | None
+    interval_note: NotRequired[str]
+
+
 # ============================================================================ results
 
 
