@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from tremorlift.analysis import GOALS, PLACEMENTS
+from tremorlift.analysis.alerts import STOP_POLICIES
 
 ORDER = 80
 
@@ -20,6 +21,9 @@ def add_parser(subparsers: Any) -> None:
             "Show the settings in effect (built-in < [default] < [exercise.NAME] < command-line "
             f"flags), or change them. Keys: goal ({'|'.join(GOALS)}), vl_threshold_pct "
             f"(explicit velocity-loss limit, %), placement ({'|'.join(PLACEMENTS)}), "
+            f"stop_policy ({'|'.join(STOP_POLICIES)}: the velocity-loss stop a rep after the "
+            "warn, or at the first rep past the limit), load_kg (the load lifted, kg: set it per "
+            "exercise for the load-velocity profile), "
             "feedback.haptic / feedback.sound / feedback.speech / feedback.screen (on|off; screen: "
             "the live dashboard in collect)."
         ),
