@@ -50,6 +50,13 @@ KEYS = ("goal", "vl_threshold_pct", "placement", "stop_policy", "load_kg") + tup
     f"feedback.{c}" for c in FEEDBACK_SWITCHES
 )
 MAX_LOAD_KG = 1000.0  # above any lift on record: a larger number is a typing error
+# The velocity-loss threshold every command accepts (config, collect, analyze), in %. Below 1 %
+# a limit sits inside the rep-to-rep noise of a measured mean concentric velocity, so the first
+# slightly slower rep would stop the set; at about 80 % loss a set has reached failure in the
+# lifts studied (squat and bench press end near their minimal velocity threshold well before
+# that), so a larger limit would never fire.
+VL_THRESHOLD_MIN_PCT = 1.0
+VL_THRESHOLD_MAX_PCT = 80.0
 BUILT_IN: dict[str, Any] = {
     "goal": DEFAULT_GOAL,
     "vl_threshold_pct": None,
@@ -164,8 +171,11 @@ def parse_value(key: str, value: Any) -> Any:
             pct = float(value)
         except (TypeError, ValueError):
             raise UserError(f"vl_threshold_pct must be a number, got {value!r}") from None
-        if not (math.isfinite(pct) and 0.0 < pct < 100.0):
-            raise UserError(f"vl_threshold_pct must be between 0 and 100 (%), got {value!r}")
+        if not (math.isfinite(pct) and VL_THRESHOLD_MIN_PCT <= pct <= VL_THRESHOLD_MAX_PCT):
+            raise UserError(
+                f"vl_threshold_pct must be between {VL_THRESHOLD_MIN_PCT:g} and "
+                f"{VL_THRESHOLD_MAX_PCT:g} %, got {value!r}"
+            )
         return pct
     # feedback.<channel>
     if isinstance(value, bool):

@@ -136,6 +136,11 @@ def test_one_threshold_range_for_collect_analyze_and_config(
         assert "between 1 and 80 %" in line, argv
     assert main(["config", "set", "vl_threshold_pct", "80"]) == 0
     assert main(["config", "set", "vl_threshold_pct", "1"]) == 0
+    # A value written into the file by hand meets the same range.
+    (tmp_path / "cfg" / "config.toml").write_text(f"[default]\nvl_threshold_pct = {pct}\n")
+    capsys.readouterr()
+    assert main(["config"]) == 2
+    assert "between 1 and 80 %" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ --json, stdout, stderr

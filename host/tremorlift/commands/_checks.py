@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from tremorlift.errors import UserError
+from tremorlift.settings import VL_THRESHOLD_MAX_PCT, VL_THRESHOLD_MIN_PCT
 
 
 def check_scenario(name: str) -> None:
@@ -20,16 +21,8 @@ def check_between(flag: str, value: float, low: float, high: float, unit: str = 
         raise UserError(f"{flag} must be between {low:g} and {high:g}{unit}, got {value:g}")
 
 
-# The velocity-loss threshold every command accepts (collect, analyze, config), in %. Below 1 %
-# a limit sits inside the rep-to-rep noise of a measured mean concentric velocity, so the first
-# slightly slower rep would stop the set; at about 80 % loss a set has reached failure in the
-# lifts studied (squat and bench press end near their minimal velocity threshold well before
-# that), so a larger limit would never fire.
-VL_THRESHOLD_MIN_PCT = 1.0
-VL_THRESHOLD_MAX_PCT = 80.0
-
-
 def check_vl_threshold(flag: str, value: float) -> None:
+    """The one threshold range (settings.VL_THRESHOLD_MIN_PCT/MAX_PCT: why these)."""
     check_between(flag, value, VL_THRESHOLD_MIN_PCT, VL_THRESHOLD_MAX_PCT, " %")
 
 
@@ -52,5 +45,14 @@ class ScenarioHelpFormatter(argparse.HelpFormatter):
     the parser stays free of the twin)."""
 
     def format_help(self) -> str:
-        listing = "\n".join(f"  {line}" for line in scenario_lines())
+        import textwrap
+
+        from tremorlift.twin.motion.scenarios import SCENARIOS
+
+        indent = " " * (2 + max(len(n) for n in SCENARIOS) + 2 + 7 + 2)
+        listing = "\n".join(
+            textwrap.fill(line, width=max(self._width, 60), initial_indent="  ",
+                          subsequent_indent=indent)
+            for line in scenario_lines()
+        )  # fmt: skip
         return f"{super().format_help()}\nscenarios (--simulate SCENARIO):\n{listing}\n"

@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--exercise given twice with different names: {' and '.join(given)}")
         ex = check_exercise(given[0]) if given else None
         key = check_key(args.key)
-        if action == "set" and key == "vl_threshold_pct":
-            _check_threshold_text(args.value)
         cfg = ConfigFile.load()  # raises before anything is written if the file is bad
         table = cfg.table(ex)
         where = f"[exercise.{ex}]" if ex else "[default]"
@@ -87,21 +85,6 @@ def run(args: argparse.Namespace) -> int:
     settings = effective_settings(args.show_exercise)
     sys.stdout.write(format_settings(settings, config_path()))
     return 0
-
-
-def _check_threshold_text(value: str) -> None:
-    """The threshold range every command shares; text that is no number is left to the
-    settings' own check (one wording for it)."""
-    import math
-
-    from tremorlift.commands._checks import check_vl_threshold
-
-    try:
-        pct = float(value)
-    except ValueError:
-        return
-    if math.isfinite(pct):
-        check_vl_threshold("vl_threshold_pct", pct)
 
 
 def _show(v: Any) -> str:

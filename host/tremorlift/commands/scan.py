@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from tremorlift.commands._checks import check_between, check_scenario
+from tremorlift.commands._checks import ScenarioHelpFormatter, check_between, check_scenario
 from tremorlift.commands._output import add_json_option, write_json
 
 ORDER = 10
@@ -17,6 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "scan",
         help="list tremorlift wearables in range",
         description="Scan for tremorlift wearables: name, address, signal strength, battery.",
+        formatter_class=ScenarioHelpFormatter,
     )
     p.add_argument(
         "--timeout", type=float, default=5.0, metavar="S", help="scan for S seconds (default 5)"

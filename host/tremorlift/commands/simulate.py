@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from tremorlift.commands._checks import scenario_lines
+from tremorlift.commands._checks import ScenarioHelpFormatter, scenario_lines
 from tremorlift.errors import UserError
 from tremorlift.store.files import StagedFiles
 from tremorlift.twin import IMUS
@@ -33,9 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         "simulate",
         help="generate a synthetic IMU recording with ground truth",
         description="Generate a physics-based synthetic recording of a limb-worn IMU (CSV) and its ground truth (JSON).",
+        formatter_class=ScenarioHelpFormatter,
     )
     p.add_argument("--list", action="store_true", help="list the scenarios and exit")
-    p.add_argument("--scenario", metavar="NAME", help="scenario name (see --list)")
+    p.add_argument("--scenario", metavar="NAME", help="scenario name (listed below)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--out",
