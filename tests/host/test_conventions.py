@@ -265,6 +265,16 @@ def test_collect_summary_json_on_stdout_keeps_stdout_pure(
     assert "session recorded to" in err and "400 samples received" in err and "link error" in err
 
 
+def test_collect_events_on_stdout_moves_the_human_lines_to_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fake_collect(monkeypatch, tmp_path)
+    assert main(["collect", "--simulate", "demo", "--any", "--no-ui", "--events", "-"]) == 0
+    out, err = capsys.readouterr()
+    assert all(json.loads(line) for line in out.splitlines())  # JSON lines only (none here)
+    assert "session recorded to" in err and "400 samples received" in err
+
+
 @pytest.mark.parametrize(
     "argv",
     [
