@@ -6,7 +6,7 @@ moves, when the effort stops for HOLD_QUIET_END_S (sitting down in place), or wh
 a "hold" just before a set's first rep was its set-up and is dropped with what it alerted. During
 a hold the tracker times the tremor onset (twice the hold's first seconds), keeps the posture's
 drift, and calls a stop once on violent shaking or loss of form. Holds are never looked for
-inside a dynamic set or within HOLD_NOT_AFTER_REP_S after one.
+inside a dynamic set or within HOLD_NOT_AFTER_REP_S after a rep.
 """
 
 from __future__ import annotations
