@@ -181,3 +181,18 @@ def test_the_report_estimates_the_1rm_from_this_and_earlier_sessions(
         in out.summary
     )
     assert "Method: least-squares line" in out.summary and "Fieller" in out.summary
+
+
+def test_the_summary_states_the_stop_policy_and_a_damaged_history_costs_only_the_profile(
+    workout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "history.sqlite").write_bytes(b"not a database" * 100)
+    monkeypatch.setenv("TREMORLIFT_DATA_DIR", str(data))
+    out = rp.build_report(workout, tmp_path / "r")
+    assert (
+        "Velocity-loss limit: 20 % (a warning at the first rep past it, the stop at the next "
+        "rep that confirms it)." in out.summary
+    )
+    assert "no load-velocity profile: needs sets at 2 different loads" in out.summary

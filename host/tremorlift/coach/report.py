@@ -74,6 +74,10 @@ BAR_OK = BLUE
 BAR_PAST_LIMIT = ORANGE
 DPI = 100
 RECOVERY_WINDOW_S = 180.0
+STOP_POLICY_WORDS = {
+    "one-more": " (a warning at the first rep past it, the stop at the next rep that confirms it)",
+    "at-limit": " (the stop at the first rep past it)",
+}
 # The recovery curve has settled once it stays at or below the settled level this long (as the
 # engine's recovery reads 6 still windows, 3 s).
 SETTLE_HOLD_S = 3.0
@@ -614,7 +618,9 @@ def summary_text(
     holds = [s for s in sets if s["kind"] == "hold"]
     reps = sum(len(s["reps"]) for s in dyn)
     lines.append(
-        f"{len(dyn)} sets with {reps} reps, {len(holds)} holds. Velocity-loss limit: {thr:.0f} %."
+        f"{len(dyn)} sets with {reps} reps, {len(holds)} holds. Velocity-loss limit: {thr:.0f} %"
+        + STOP_POLICY_WORDS.get(str(result.get("stop_policy", "")), "")
+        + "."
     )
     allv = [r["mean_concentric_velocity_mps"] for s in dyn for r in s["reps"]]
     if allv:
@@ -788,7 +794,10 @@ def build_report(
     if history is None:
         from tremorlift.coach.history import load_history
 
-        history = load_history()
+        try:
+            history = load_history()
+        except UserError:  # a damaged index costs the report only the earlier sessions' loads
+            history = []
     result, sensors, meta, live_rows = read_session(session)
     main = sensors[0]
     figs: list[tuple[str, tuple[Figure, dict[str, Any]] | None]] = [
