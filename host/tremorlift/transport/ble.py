@@ -13,6 +13,7 @@ made with ``pair_on_demand``, in which case it pairs and sends the command again
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ class BleLink:
         *,
         backend: type | None = None,
         kind: str = "ble",
-        connect_timeout_s: float = 15.0,
+        connect_timeout_s: float = 10.0,
         pair: bool = False,
         pair_on_demand: bool = False,
         on_paired: Callable[[BleLink], None] | None = None,
@@ -187,7 +188,10 @@ class BleLink:
         client = BleakClient(self._target, self._on_disconnected, **kwargs)
         self.paired_here = False
         try:
-            await client.connect()
+            # The whole connection, service discovery included, within the timeout: a stack
+            # whose discovery hangs (a request never answered) is tried again instead of holding
+            # the wearable off the air while its ring of unsent frames runs out.
+            await asyncio.wait_for(client.connect(), self._timeout_s)
             self._client = client
             if self._pair_on_connect:
                 await self._pair(client)
