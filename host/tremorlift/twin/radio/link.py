@@ -411,7 +411,8 @@ class TwinController(Controller):
         connection = self.find_le_connection_by_handle(packet.connection_handle)
         air = None if connection is None else self._air_of(connection)
         if connection is None or air is None:
-            logger.warning("no LE connection for ACL handle 0x%04X", packet.connection_handle)
+            # A host that has not yet seen the disconnection: the data goes nowhere, as on a chip.
+            logger.debug("no LE connection for ACL handle 0x%04X", packet.connection_handle)
             return
         if self.acl_buffers_in_use() >= self.total_num_le_acl_data_packets:
             self.buffer_overruns += 1
