@@ -22,8 +22,10 @@ import numpy as np
 from tremorlift.collect.channel import DeviceChannel
 from tremorlift.collect.collector import CollectOptions
 from tremorlift.collect.setup import CollectConfig, collect
+from tremorlift.twin.radio.link import DEFAULT_CONNECTION_INTERVAL_MS
 
-CONN_INTERVAL_MS = 7.5  # what the firmware asks for and the twin's radio uses
+# The twin radio's connection interval (BlueZ's choice; MicroPython cannot ask for another).
+CONN_INTERVAL_MS = DEFAULT_CONNECTION_INTERVAL_MS
 
 
 def _instrument(
