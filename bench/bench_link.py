@@ -117,7 +117,8 @@ async def _run(scenario: str, seconds: float, odr_hz: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = CollectConfig(
-            devices=[], simulate=scenario, speed=1.0, odr_hz=odr_hz, session_path=f"{tmp}/bench.tlsession",
+            devices=[], simulate=scenario, speed=1.0, odr_hz=odr_hz, twin="cpython",
+            session_path=f"{tmp}/bench.tlsession",
             ui=False, scan_timeout_s=1.0, options=CollectOptions(duration_s=seconds),
         )  # fmt: skip
         summary = await collect(cfg, lambda line: None, None, hook)
