@@ -20,6 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
 CHROMIUM_FLAGS = [
@@ -84,12 +85,22 @@ def main(argv: list[str] | None = None) -> int:
                 # The page's CSP forbids eval, which Playwright's waits use.
                 page = browser.new_page(viewport=VIEWPORT, bypass_csp=True)
                 page.goto(url)
-                page.wait_for_function(
-                    "([s, r]) => window.tremorlift.draws.some("
-                    "d => d.type === 'rep' && d.set === s && d.rep === r)",
-                    arg=[args.set_number, args.rep],
-                    timeout=180_000,
-                )
+                try:
+                    page.wait_for_function(
+                        "([s, r]) => window.tremorlift.draws.some("
+                        "d => d.type === 'rep' && d.set === s && d.rep === r)",
+                        arg=[args.set_number, args.rep],
+                        timeout=180_000,
+                    )
+                except PlaywrightTimeout:
+                    seen = page.evaluate(
+                        "window.tremorlift.draws.filter(d => d.type === 'rep')"
+                        ".map(d => `set ${d.set} rep ${d.rep}`).join(', ')"
+                    )
+                    raise SystemExit(
+                        f"no set {args.set_number} rep {args.rep} in {args.scenario} "
+                        f"(reps seen: {seen or 'none'})"
+                    ) from None
                 page.wait_for_timeout(300)  # the set timer ticks once more
                 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=args.out)

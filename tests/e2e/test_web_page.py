@@ -203,3 +203,93 @@ def test_live_page_in_chromium_during_a_twin_session(tmp_path):
     )
     assert min(delays_ms) >= 0
     assert max(delays_ms) < DRAW_WITHIN_MS, delays_ms
+
+
+class _TwoSensors:
+    """What the page's server reads of a collector, for two named sensors on two limbs."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.listeners: list = []
+        self.channels = [
+            SimpleNamespace(stats=SimpleNamespace(name=n)) for n in ("left-thigh", "right-thigh")
+        ]
+        self.session = SimpleNamespace(host_s=lambda: 30.0)
+        self.time_scale = 1.0
+
+    def state_dict(self) -> dict:
+        lifts = [
+            {"name": "left-thigh", "limb": "left leg", "rep_number": 0, "in_set": False},
+            {"name": "right-thigh", "limb": "right leg", "rep_number": 0, "in_set": False},
+        ]
+        devices = [{"name": lift["name"], "state": "streaming"} for lift in lifts]
+        return {"devices": devices, "lifts": lifts, "alerts": [], "vl_threshold_pct": 20.0}
+
+    def publish(self, event: dict) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+def test_lan_page_shows_sensors_side_by_side_behind_its_token():
+    import asyncio
+
+    from tremorlift.collect.web import WebServer
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = WebServer("127.0.0.1", 0, token="t0ken-for-the-test")  # a LAN page's rules
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    collector = _TwoSensors()
+    loop.call_soon_threadsafe(server.attach, collector)
+
+    def publish(event: dict) -> None:
+        loop.call_soon_threadsafe(collector.publish, event)
+
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            context = browser.new_context(viewport=PHONE, bypass_csp=True)
+            page = context.new_page()
+            wrong = page.goto(server.url.replace("t0ken", "token"))
+            assert wrong is not None and wrong.status == 403
+            page.goto(server.url)
+            page.wait_for_function("window.tremorlift.states > 0", timeout=10_000)
+            for name, v, loss, zone in (("left-thigh", 0.61, 12.0, "moderate"),
+                                        ("right-thigh", 0.52, 24.0, "high")):  # fmt: skip
+                publish({"type": "set_start", "session_s": 31.0, "device": name, "kind": "dynamic", "set": 1})  # fmt: skip
+                publish({"type": "rep", "session_s": 33.0, "device": name, "set": 1, "rep": 3,
+                         "velocity_mps": v, "velocity_loss_pct": loss, "zone": zone,
+                         "threshold_pct": 20.0})  # fmt: skip
+            page.wait_for_function(
+                "window.tremorlift.draws.filter(d => d.type === 'rep').length === 2", timeout=10_000
+            )
+            panels = page.evaluate(
+                """[...document.querySelectorAll('.panel')].map(p => {
+                     const r = p.getBoundingClientRect();
+                     return {name: p.querySelector('.name').textContent,
+                             limb: p.querySelector('.limb').textContent,
+                             rep: p.querySelector('.rep').textContent,
+                             speed: p.querySelector('.speed').textContent,
+                             zone: p.querySelector('.zone').textContent,
+                             left: r.left, top: r.top, width: r.width}; })"""
+            )
+            assert [(p["name"], p["limb"], p["rep"], p["speed"], p["zone"]) for p in panels] == [
+                ("left-thigh", "(left leg)", "3", "0.61", "moderate"),
+                ("right-thigh", "(right leg)", "3", "0.52", "high"),
+            ]
+            left, right = panels
+            assert left["top"] == right["top"] and left["left"] + left["width"] <= right["left"]
+            assert right["left"] + right["width"] <= PHONE["width"]
+            # A warn on one sensor turns the whole page and names the sensor.
+            publish({"type": "alert", "session_s": 34.0, "device": "right-thigh", "level": "warn",
+                     "kind": "velocity_loss", "message": "rep 3: velocity loss 24 %"})  # fmt: skip
+            page.wait_for_function("document.body.classList.contains('alert-warn')", timeout=5000)
+            assert page.inner_text("#banner").startswith("WARN · right-thigh: rep 3")
+            browser.close()
+    finally:
+        asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()

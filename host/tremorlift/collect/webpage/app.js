@@ -100,7 +100,7 @@ function drawPanel(p) {
   zone.className = "zone" + (p.zone ? ` z-${zoneClass(p.zone)}` : "");
   $(".loss", n).textContent = p.loss === null ? "–" : `${Math.round(p.loss)} %`;
   const limit = page.threshold;
-  $(".limit", n).textContent = limit === null ? "" : `of ${Math.round(limit)} % limit`;
+  $(".limit", n).textContent = limit === null ? "" : `limit ${Math.round(limit)} %`;
   // The bar's full width is twice the limit, so the limit mark sits in the middle.
   const full = limit ? 2 * limit : 50;
   const fill = $(".loss-fill", n);
