@@ -151,7 +151,7 @@ def test_live_page_in_chromium_during_a_twin_session(tmp_path):
             page.wait_for_function("window.tremorlift.stateDraws.length > 0", timeout=10_000)
             resumed = page.evaluate("window.tremorlift.stateDraws[0]")
             last_rep = [e for e in s.events if e["type"] == "rep"][-1]
-            assert resumed["shown_rep"] == str(last_rep["rep"]) == "5", resumed
+            assert resumed["shown_rep"] == str(last_rep["rep"]), resumed
             assert resumed["shown_speed"] == f"{last_rep['velocity_mps']:.2f}", resumed
             assert resumed["shown_phase"].startswith("Rest"), resumed
 

@@ -254,3 +254,27 @@ def test_collect_rejects_bad_events_and_web(args, message, capsys, tmp_path, mon
     assert main(["collect", "--simulate", "demo", "--any", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_page_that_stops_reading_is_dropped_not_waited_for(monkeypatch):
+    monkeypatch.setattr(web, "CLIENT_QUEUE_MAX", 3)
+
+    async def go():
+        collector = FakeCollector()
+        async with web.WebServer("127.0.0.1", 0) as server:
+            server.attach(collector)
+            async with aiohttp.ClientSession() as http:
+                async with http.ws_connect(f"ws://127.0.0.1:{server.port}/events") as ws:
+                    while not server._clients:
+                        await asyncio.sleep(0.01)
+                    (client,) = server._clients
+                    # Published with no pause for the sender: the page falls 7 behind.
+                    for i in range(10):
+                        collector.publish({"type": "link", "session_s": float(i), "device": "left"})
+                    assert client.queue.qsize() == 3 and client._closing is not None
+                    closed = await ws.receive()
+                    while closed.type == aiohttp.WSMsgType.TEXT:  # what was queued, then the close
+                        closed = await ws.receive()
+                    assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 1011
+
+    run(go())

@@ -344,13 +344,16 @@ class _Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(CLIENT_QUEUE_MAX)
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closing: asyncio.Future[bool] | None = None
 
     def put(self, text: str) -> None:
+        if self._closing is not None:
+            return
         try:
             self.queue.put_nowait(text)
             self._idle.clear()
         except asyncio.QueueFull:  # a page that stopped reading: it redraws from the state
-            asyncio.ensure_future(self.ws.close(code=1011, message=b"too slow"))
+            self._closing = asyncio.ensure_future(self.ws.close(code=1011, message=b"too slow"))
 
     async def send_loop(self) -> None:
         while True:
