@@ -181,7 +181,7 @@ def test_a_page_gets_the_state_first_then_the_events_in_order():
                     assert again["seq"] == 3 and again["state"]["lifts"][1]["rep_number"] == 1
                     assert again["timers"]["right"] == {
                         "phase": "rest", "since_session_s": 20.0, "set_start_session_s": 13.0,
-                        "number": 1,
+                        "number": 1, "kind": None,
                     }  # fmt: skip
                     collector.publish({"type": "session_end", "session_s": 21.0})
                     end = json.loads((await ws.receive()).data)

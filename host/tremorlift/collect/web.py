@@ -137,7 +137,8 @@ class WebServer:
         self.ended = False
         self._seq = 0
         self._clients: set[_Client] = set()
-        # device -> {"phase": "set"|"rest", "since_session_s", "set_start_session_s", "number"}
+        # device -> {"phase": "set"|"rest", "since_session_s", "kind", "set_start_session_s",
+        # "number", "tremor_session_s"}: what a page that connects needs for its clocks
         self._timers: dict[str, dict[str, Any]] = {}
         self._runner: web.AppRunner | None = None
         self._page = _load_page()
@@ -221,14 +222,16 @@ class WebServer:
         published_unix_ms = time.time() * 1000.0
         self._seq += 1
         device = event.get("device")
-        if event["type"] == "set_start" and device is not None:
-            self._timers[device] = {
-                "phase": "set", "since_session_s": event["session_s"],
-                "set_start_session_s": event["session_s"], "number": event.get("set"),
-            }  # fmt: skip
-        elif event["type"] == "set_end" and device is not None:
-            timer = self._timers.setdefault(device, {})
+        timer = self._timers.setdefault(device, {}) if device is not None else {}
+        if event["type"] == "set_start":
+            timer.update(
+                phase="set", since_session_s=event["session_s"], kind=event.get("kind"),
+                set_start_session_s=event["session_s"], number=event.get("set"),
+            )  # fmt: skip
+        elif event["type"] == "set_end":
             timer.update(phase="rest", since_session_s=event["session_s"])
+        elif event["type"] == "tremor":
+            timer["tremor_session_s"] = event["session_s"]
         elif event["type"] == "session_end":
             self.ended = True
         message = {

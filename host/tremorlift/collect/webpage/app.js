@@ -132,12 +132,13 @@ function drawTimers() {
     const t = page.timers[p.name];
     const phase = $(".phase", p.node);
     const clock = $(".clock", p.node);
-    if (!t) {
+    if (!t || !t.phase) {
       phase.textContent = page.ended ? "Session ended" : "Ready";
       clock.textContent = "";
       continue;
     }
-    phase.textContent = page.ended ? "Ended" : t.phase === "set" ? `Set ${t.number || ""}`.trim() : "Rest";
+    const inSet = t.kind === "hold" ? "Hold" : `Set ${t.number || ""}`.trim();
+    phase.textContent = page.ended ? "Ended" : t.phase === "set" ? inSet : "Rest";
     clock.textContent = page.ended || now === null ? "" : fmtClock(now - t.since_session_s);
   }
 }
@@ -213,7 +214,7 @@ function applyState(msg) {
     p.loss = lift.velocity_loss_pct ?? null;
     p.zone = lift.zone || zoneOf(p.loss);
     p.tremor = lift.tremor_cause ? { cause: lift.tremor_cause, peak_hz: lift.tremor_peak_hz } : null;
-    p.tremorAt = null;
+    p.tremorAt = (page.timers[dev.name] || {}).tremor_session_s ?? null;
     drawLink(p, dev.state, dev.live_degraded);
     drawPanel(p);
   });
@@ -258,8 +259,8 @@ function applyEvent(msg) {
     case "set_start":
       if (!p) break;
       page.timers[p.name] = {
-        phase: "set", since_session_s: ev.session_s, set_start_session_s: ev.session_s,
-        number: ev.kind === "hold" ? null : ev.set,
+        ...(page.timers[p.name] || {}), phase: "set", since_session_s: ev.session_s,
+        set_start_session_s: ev.session_s, kind: ev.kind, number: ev.set ?? null,
       };
       delete page.alerts[p.name];
       if (ev.kind !== "hold") {
