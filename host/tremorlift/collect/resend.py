@@ -26,9 +26,12 @@ FINAL_RESEND_S = 2.0  # at the end, how long missing frames are asked for after 
 MAX_REMEMBERED_REQUESTS = 10_000  # bounded memory of what was asked when
 
 # Holes are asked for as one range when that range is at most this many times the frames
-# missing in it, or at most COALESCE_SPAN_FRAMES long (a few seconds of frames at most).
-COALESCE_FACTOR = 6
-COALESCE_SPAN_FRAMES = 64
+# missing in it, or at most COALESCE_SPAN_FRAMES long: a paced radio (a notification or four per
+# connection event) takes its time over frames sent twice, and the wearable answers BUSY to any
+# other request meanwhile.
+COALESCE_FACTOR = 2
+COALESCE_SPAN_FRAMES = 8
+MAX_IN_FLIGHT = 3  # RESEND requests awaiting their answer at once
 
 Command = Callable[[bytes, float], Awaitable[protocol.Response]]
 
@@ -76,6 +79,7 @@ class Resender:
         self._ring_oldest = (-1, 0)  # (boot, oldest seq the ring holds) from NOT_AVAILABLE
         self.requests = 0
         self.wake = asyncio.Event()  # set when a new hole appears: ask now, not at the next tick
+        self._in_flight: set[asyncio.Future[int | None]] = set()
 
     def resendable(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """The part of ``ranges`` that may still be in the wearable's ring: frames below the
@@ -132,20 +136,26 @@ class Resender:
                 self._asked_at[key] = now
             # The wearable serves one RESEND at a time (others are answered BUSY): holes close
             # together are asked for as one range, their frames already here coming twice.
-            for first, count in coalesce(due):
-                result = await self._ask(first, count)
-                if result == protocol.RES_BUSY:
-                    for key in due:
-                        self._asked_at.pop(key, None)  # ask again on the next round
-                    break
-                if result is None and not active():
-                    break
+            # Requests are not waited for here: a slow or lost answer must not delay asking
+            # for the holes that open meanwhile (each is asked again after RESEND_RETRY_S).
+            for first, count in coalesce(due)[: MAX_IN_FLIGHT - len(self._in_flight)]:
+                task = asyncio.ensure_future(self._ask(first, count))
+                self._in_flight.add(task)
+                task.add_done_callback(self._asked)
             if len(self._asked_at) > MAX_REMEMBERED_REQUESTS:
                 self._asked_at = dict(list(self._asked_at.items())[-1000:])
             # Holes still open are looked at again after the retry time, not the full interval.
             if self._missing():
                 await asyncio.sleep(RESEND_RETRY_S / 2)
                 self.wake.set()
+        for task in list(self._in_flight):
+            task.cancel()
+
+    def _asked(self, task: asyncio.Future[int | None]) -> None:
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is None and task.result() == protocol.RES_BUSY:
+            self._asked_at.clear()  # the wearable was busy: ask again at the next look
+            self.wake.set()
 
     async def final(self, lost: asyncio.Event) -> None:
         """After STOP: ask once more for every frame still missing and wait a little for them,
