@@ -139,7 +139,7 @@ class Resender:
             # Requests are not waited for here: a slow or lost answer must not delay asking
             # for the holes that open meanwhile (each is asked again after RESEND_RETRY_S).
             for first, count in coalesce(due)[: MAX_IN_FLIGHT - len(self._in_flight)]:
-                task = asyncio.ensure_future(self._ask(first, count))
+                task: asyncio.Future[int | None] = asyncio.ensure_future(self._ask(first, count))
                 self._in_flight.add(task)
                 task.add_done_callback(self._asked)
             if len(self._asked_at) > MAX_REMEMBERED_REQUESTS:
