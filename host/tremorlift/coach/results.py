@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+
 from tremorlift.analysis.combine import combine_devices
 from tremorlift.analysis.contract import Alert, AsymmetryRow, DeviceResult, SessionResult
 from tremorlift.errors import UserError
