@@ -231,3 +231,24 @@ def test_pairing_and_a_bond_that_survives_a_reset():
                 await again.close()
 
     asyncio.run(scenario())
+
+
+def test_a_15_ms_connection_interval_carries_200_400_and_1000_hz(tmp_path):
+    # macOS and Windows centrals pick 15 ms; at 1 kHz the firmware's notifications must fit
+    # the radio's connection events (251-byte PDUs, a few packets per event) with nothing lost.
+    logging.getLogger("bumble").setLevel(logging.ERROR)
+    duration_s = 12.0
+
+    def cfg(name: str, odr_hz: int) -> CollectConfig:
+        c = _config(tmp_path, name, odr_hz, duration_s)
+        c.twin_interval_ms = 15.0
+        return c
+
+    async def all_three():
+        return await asyncio.gather(
+            _session(cfg("i200", 200)), _session(cfg("i400", 400)), _session(cfg("i1000", 1000))
+        )
+
+    for (summary, lines, _), odr_hz in zip(asyncio.run(all_three()), (200, 400, 1000), strict=True):
+        assert summary["twin"]["connection_interval_ms"] == 15.0, summary["twin"]
+        _check_clean(summary, lines, odr_hz, duration_s)

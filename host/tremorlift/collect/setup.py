@@ -52,6 +52,9 @@ class CollectConfig:
     # MicroPython twin where it can run; fault_kinds are the --inject kinds it must take.
     twin: str | None = None
     fault_kinds: tuple[str, ...] = ()
+    # The connection interval the twin's radio paces its links at (ms); None: the radio's
+    # default (30 ms, what BlueZ picks).
+    twin_interval_ms: float | None = None
     # BLE without `devices`: connect only to wearables in the paired-devices file
     # (tremorlift.transport.pairing). The CLI sets it unless --any is given.
     paired_only: bool = False
@@ -139,9 +142,12 @@ async def _collect(
         )
         if note:
             emit(note)
+        radio = (
+            {} if cfg.twin_interval_ms is None else {"connection_interval_ms": cfg.twin_interval_ms}
+        )
         fleet = runtime.make_fleet(
             cfg.simulate, runtime=kind, seed=cfg.seed, speed=cfg.speed, imu=cfg.imu,
-            transport=twin_transport, odr_hz=cfg.odr_hz or 200,
+            transport=twin_transport, odr_hz=cfg.odr_hz or 200, radio_kwargs=radio,
         )  # fmt: skip
         await fleet.start()
         if options.duration_s is None:

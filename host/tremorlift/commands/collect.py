@@ -89,6 +89,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --simulate: run the firmware on the MicroPython binary with NimBLE (the "
         "default where it is built; real time only) or inside this process (CPython; any speed)",
     )
+    p.add_argument(
+        "--twin-interval-ms",
+        type=float,
+        choices=(7.5, 15.0, 30.0, 50.0),
+        metavar="MS",
+        help="with --simulate: the connection interval the twin's radio paces its links at "
+        "(7.5, 15, 30 or 50 ms; default 30, what BlueZ picks)",
+    )
     p.add_argument("--seed", type=int, default=0, help="twin scenario seed (default 0)")
     p.add_argument("--imu", choices=IMUS, default=IMUS[0], help="twin IMU model")
     p.add_argument(
@@ -202,6 +210,8 @@ def _validate(args: argparse.Namespace) -> None:
         from tremorlift.collect.web import parse_web_spec
 
         args.web_address = parse_web_spec(args.web)
+    if args.twin_interval_ms is not None and args.simulate is None:
+        raise UserError("--twin-interval-ms needs --simulate: it paces the digital twin's radio")
     if args.inject is not None:
         if args.simulate is None:
             raise UserError("--inject needs --simulate: faults are injected into the digital twin")
@@ -288,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         ui=settings.screen, options=options,
         feedback=Feedback(haptic=False, sound=settings.sound, speech=settings.speech),
         paired_only=not args.any, scan_timeout_s=args.scan_timeout,
-        twin=args.twin, fault_kinds=_fault_kinds(args),
+        twin=args.twin, fault_kinds=_fault_kinds(args), twin_interval_ms=args.twin_interval_ms,
     )  # fmt: skip
     # Human text never shares stdout with JSON: with a JSON stream on stdout, the dashboard
     # and the closing lines go to stderr. The plain live log (and every in-session error in it)
