@@ -1,6 +1,6 @@
 """Board defects that show over long times or at the IMU's start-up, under real MicroPython.
 
-mpy_runtime/check_board_time.py runs once and reports each check on its own line; each test
+on_micropython/runtime/check_board_time.py runs once and reports each check on its own line; each test
 here asserts one of them (the script's docstring says what each checks).
 """
 
@@ -19,7 +19,7 @@ MOUNTS = (
 @pytest.fixture(scope="module")
 def board_time_output() -> str:
     result = run_micropython(
-        "tests/firmware/mpy_runtime/check_board_time.py",
+        "tests/firmware/on_micropython/runtime/check_board_time.py",
         mounts=MOUNTS,
         paths=("/lib", "/twin", "/fakes"),
         heap_mib=12,

@@ -719,7 +719,7 @@ def test_icm_emulator_registers_fifo_full_and_rates() -> None:
 @pytest.mark.mpy
 def test_drivers_under_micropython_allocation_free() -> None:
     result = run_micropython(
-        "tests/firmware/mpy_drivers/check_drivers.py",
+        "tests/firmware/on_micropython/drivers/check_drivers.py",
         mounts=(("firmware/lib", "/lib"), ("host/tremorlift/twin/board", "/twin")),
         paths=("/lib", "/twin"),
     )

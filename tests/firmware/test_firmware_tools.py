@@ -102,7 +102,7 @@ def test_built_protocol_runs_on_micropython_from_mpy(tmp_path):
     assert build_firmware.main(["--src", str(ROOT / "firmware"), "--out", str(out)]) == 0
     assert not (out / "lib" / "tremorlift_fw" / "protocol.py").exists()
     proc = _micropython(
-        ROOT / "tests" / "firmware" / "mpy_protocol_checks.py",
+        ROOT / "tests" / "firmware" / "on_micropython" / "protocol_checks.py",
         f"{out / 'lib'}:/lib",
         f"{ROOT / 'tests' / 'vectors'}:/vectors",
     )
@@ -184,7 +184,7 @@ class ReplBoard:
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         self._proc = subprocess.Popen(
-            [node_or_fail(), str(ROOT / "tests" / "firmware" / "mpy_repl_board.mjs")],
+            [node_or_fail(), str(ROOT / "tests" / "firmware" / "on_micropython" / "repl_board.mjs")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,
@@ -314,7 +314,7 @@ def test_an_interrupted_flash_leaves_the_old_firmware_whole(repl_board, small_fi
     after = _board_listing(repl_board)
     assert {k: v for k, v in after.items() if not k.startswith("/lib/pkg.new")} == before
     # Interrupted between the two renames: the next flash puts .old back first, then
-    # replaces it (and main.py does the same at start, see tests/firmware/mpy_runtime).
+    # replaces it (and main.py does the same at start, see tests/firmware/on_micropython/runtime).
     repl_board.run("import os\nos.rename('/lib/pkg', '/lib/pkg.old')\n")
     assert subprocess.run(cmd, capture_output=True, timeout=60).returncode == 0
     final = _board_listing(repl_board)

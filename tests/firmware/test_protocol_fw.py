@@ -7,11 +7,11 @@ tests/vectors, and the same checks plus zero-allocation proofs under real MicroP
 import struct
 from pathlib import Path
 
-import mpy_protocol_checks as checks  # tests/firmware is on sys.path (rootdir-relative import)
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from micropython_runner import run_micropython
+from on_micropython import protocol_checks as checks  # tests/firmware is on sys.path
 from tremorlift_fw import protocol as p
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,8 @@
 """The firmware runtime under real MicroPython (the WebAssembly port run by node): the authority.
 
-mpy_runtime/check_runtime.py proves App.pump() (and the whole loop: pump, service, indicators)
+on_micropython/runtime/check_runtime.py proves App.pump() (and the whole loop: pump, service, indicators)
 allocates nothing with micropython.heap_lock(), with gc.mem_free() flat, and repeats the main
-behaviour checks; mpy_runtime/check_main.py runs firmware/main.py (safe mode, crash -> reset).
+behaviour checks; on_micropython/runtime/check_main.py runs firmware/main.py (safe mode, crash -> reset).
 """
 
 import re
@@ -28,7 +28,7 @@ def run_mpy(script: str, *extra_mounts: tuple[str, str], heap_mib: int = 12) -> 
 
 @pytest.mark.mpy
 def test_runtime_hot_path_allocation_free_under_micropython() -> None:
-    out = run_mpy("tests/firmware/mpy_runtime/check_runtime.py")
+    out = run_mpy("tests/firmware/on_micropython/runtime/check_runtime.py")
     assert "RUNTIME OK" in out
     assert "mpu6050 200 Hz: 300 locked polls" in out
     assert "icm42688 1000 Hz: 300 locked polls" in out
@@ -39,6 +39,6 @@ def test_runtime_hot_path_allocation_free_under_micropython() -> None:
 
 @pytest.mark.mpy
 def test_main_py_safe_mode_and_crash_reset_under_micropython() -> None:
-    out = run_mpy("tests/firmware/mpy_runtime/check_main.py", ("firmware", "/fw"), heap_mib=8)
+    out = run_mpy("tests/firmware/on_micropython/runtime/check_main.py", ("firmware", "/fw"), heap_mib=8)
     assert "safe mode" in out
     assert "MAIN OK" in out

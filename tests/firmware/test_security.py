@@ -3,7 +3,7 @@ ENCRYPTED flag, and the bond keys the BLE stack hands to the application to keep
 
 CPython against the fake `bluetooth` (which refuses unencrypted writes to a write-encrypted
 characteristic as NimBLE does, and raises _IRQ_GET_SECRET / _IRQ_SET_SECRET on request);
-mpy_security/check_bonds.py repeats the bond file round trip under real MicroPython.
+on_micropython/security/check_bonds.py repeats the bond file round trip under real MicroPython.
 """
 
 import os
@@ -158,7 +158,7 @@ def test_failed_flash_write_is_counted_not_raised(tmp_path):
 
 @pytest.mark.mpy
 def test_bond_file_round_trip_under_micropython():
-    out = run_mpy("tests/firmware/mpy_security/check_bonds.py", heap_mib=8)
+    out = run_mpy("tests/firmware/on_micropython/security/check_bonds.py", heap_mib=8)
     assert "BONDS OK" in out
 
 

@@ -1,7 +1,7 @@
 // A stand-in board for the flash tool's test: MicroPython's REPL (WebAssembly port) on
 // stdin/stdout, the way a board's USB serial port presents it to mpremote.
 //
-//   node tests/firmware/mpy_repl_board.mjs      (the test bridges a pty to it)
+//   node tests/firmware/on_micropython/repl_board.mjs      (the test bridges a pty to it)
 //
 // Three things a board does that this port's REPL does not: a soft reset (Ctrl-D) prints
 // "soft reboot" and comes back at the REPL it was in (the interpreter and its files are

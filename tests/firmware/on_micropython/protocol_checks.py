@@ -5,7 +5,7 @@
 # nothing (micropython.heap_lock() turns any allocation into MemoryError).
 #
 # Under MicroPython: node tests/mpy/run.mjs --mount firmware/lib:/lib --path /lib
-#   --mount tests/vectors:/vectors tests/firmware/mpy_protocol_checks.py
+#   --mount tests/vectors:/vectors tests/firmware/on_micropython/protocol_checks.py
 import json
 import os
 import struct
