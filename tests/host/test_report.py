@@ -13,6 +13,7 @@ import pytest
 from coach_sessions import write_session
 from matplotlib.image import imread
 from tremorlift.cli import main
+from tremorlift.coach import figures as fg
 from tremorlift.coach import report as rp
 from tremorlift.store.reader import SessionReader
 
@@ -111,7 +112,7 @@ def test_velocity_bars_match_the_reps(built: rp.ReportOutput) -> None:
     # the best rep (0.80 m/s) less the limit, at every rep
     assert drawn["cutoff_mps"] == [pytest.approx([0.64] * 4, abs=0.002)]
     img = _check_png(tmp_path / "velocity.png")
-    ok, past = _mask(img, _rgb(rp.BAR_OK)), _mask(img, _rgb(rp.BAR_PAST_LIMIT))
+    ok, past = _mask(img, _rgb(fg.BAR_OK)), _mask(img, _rgb(fg.BAR_PAST_LIMIT))
     rows = np.flatnonzero((ok | past).any(axis=1))
     # Bands of rows holding bar colours: the bars (tall) and the legend's swatches (short).
     bands = np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)
@@ -127,7 +128,7 @@ def test_tremor_figure_colours_episodes_by_cause(built: rp.ReportOutput) -> None
     assert res.figures["tremor"]["causes"] == ["fatigue", "instability", "rest"]
     img = _check_png(tmp_path / "tremor.png")
     found = {}
-    for cause, colour in rp.CAUSE_COLOURS.items():
+    for cause, colour in fg.CAUSE_COLOURS.items():
         # A span is the cause's colour at alpha 0.35 over the white background.
         found[cause] = int(_mask(img, 0.35 * _rgb(colour) + 0.65, 0.02).sum())
     assert min(found["fatigue"], found["instability"], found["rest"]) > 1000, found
@@ -138,7 +139,7 @@ def test_tremor_figure_colours_episodes_by_cause(built: rp.ReportOutput) -> None
         _check_png(tmp_path / f"{name}.png")
     alerts = imread(tmp_path / "alerts.png")
     for level in ("warn", "stop", "info"):
-        assert _mask(alerts, _rgb(rp.LEVEL_COLOURS[level])).sum() > 30, level
+        assert _mask(alerts, _rgb(fg.LEVEL_COLOURS[level])).sum() > 30, level
 
 
 def test_two_sensors_offline_analysis_and_left_right(
@@ -150,8 +151,8 @@ def test_two_sensors_offline_analysis_and_left_right(
     assert "left on the thigh" in text and "right on the thigh" in text and "Left vs right:" in text
     img = _check_png(tmp_path / "r" / "left-right.png")
     assert (
-        _mask(img, _rgb(rp.DEVICE_COLOURS[0])).sum() > 500
-        and _mask(img, _rgb(rp.DEVICE_COLOURS[1])).sum() > 500
+        _mask(img, _rgb(fg.DEVICE_COLOURS[0])).sum() > 500
+        and _mask(img, _rgb(fg.DEVICE_COLOURS[1])).sum() > 500
     )
     with SessionReader(s) as r:
         # The report finalised the session (it had never been): its one final analysis.
@@ -160,7 +161,7 @@ def test_two_sensors_offline_analysis_and_left_right(
     with SessionReader(s) as r:
         assert [x.kind for x in r.analyses()] == ["final"]  # and only once
     tremor = imread(tmp_path / "r" / "tremor.png")
-    assert _mask(tremor, _rgb(rp.DEVICE_COLOURS[0])).sum() > 100  # one line per sensor
+    assert _mask(tremor, _rgb(fg.DEVICE_COLOURS[0])).sum() > 100  # one line per sensor
 
 
 def test_bad_session_exits_2_and_writes_nothing(
@@ -189,5 +190,5 @@ def test_html_renders_in_headless_chromium(fabricated: Path, tmp_path: Path) -> 
     assert img.shape[0] >= 1000
     assert np.any(img[:, :, :3] < 0.9, axis=2).mean() > 0.05  # text and figures, not a blank page
     assert (
-        _mask(img, _rgb(rp.BAR_OK), 0.05).sum() > 200
+        _mask(img, _rgb(fg.BAR_OK), 0.05).sum() > 200
     )  # the velocity figure was drawn in the page

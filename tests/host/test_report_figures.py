@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from coach_sessions import write_session
 from matplotlib.lines import Line2D
+from tremorlift.coach import figures as fg
 from tremorlift.coach import report as rp
 from tremorlift.store.final import store_settings
 from tremorlift.store.session import SessionWriter
@@ -35,7 +36,7 @@ def test_the_speed_limit_is_drawn_on_the_speed_axis_with_numbers_on_the_bars(rea
     result, sensors, _, _ = read
     main = sensors[0]
     thr = float(main.result["velocity_loss_threshold_pct"])
-    fig, drawn = rp.fig_velocity(main)
+    fig, drawn = fg.fig_velocity(main)
     sets = [s for s in main.result["sets"] if s["kind"] == "dynamic" and s["reps"]]
     assert len(fig.axes) == len(sets)  # one speed axis per set, no second (%) axis over it
     for ax, s, cut in zip(fig.axes, sets, drawn["cutoff_mps"], strict=True):
@@ -58,7 +59,7 @@ def test_the_speed_limit_is_drawn_on_the_speed_axis_with_numbers_on_the_bars(rea
             assert at == pytest.approx(cut[k], abs=1e-3)
             # On the speed axis: past the limit exactly when the bar reaches down to the line.
             orange = tuple(b.get_facecolor()[:3]) == pytest.approx(
-                tuple(int(rp.BAR_PAST_LIMIT[j : j + 2], 16) / 255 for j in (1, 3, 5))
+                tuple(int(fg.BAR_PAST_LIMIT[j : j + 2], 16) / 255 for j in (1, 3, 5))
             )
             assert orange == (r["velocity_loss_pct"] >= thr)
             if abs(b.get_height() - at) > 2e-3:  # not a tie within rounding
@@ -76,7 +77,7 @@ def _growth_of_line(line: Line2D) -> float:
 
 def test_the_hold_sentence_states_the_trend_the_figure_draws(read: Any) -> None:
     result, sensors, meta, live = read
-    fig, drawn = rp.fig_holds(sensors[0])
+    fig, drawn = fg.fig_holds(sensors[0])
     (ax,) = fig.axes
     trends = [ln for ln in ax.get_lines() if str(ln.get_gid()).startswith("trend-")]
     assert trends and len(trends) == drawn["holds"]
@@ -105,7 +106,7 @@ def _settled_from_curve(t: np.ndarray, r: np.ndarray, level: float) -> float | N
 
 def test_recovery_says_settled_where_the_curve_is_back(read: Any) -> None:
     result, sensors, meta, live = read
-    fig, drawn = rp.fig_recovery(sensors[0])
+    fig, drawn = fg.fig_recovery(sensors[0])
     (ax,) = fig.axes
     level_lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("settled:")]
     (level_line,) = level_lines

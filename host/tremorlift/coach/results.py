@@ -2,7 +2,7 @@
 engine run offline on the recorded samples when none was stored; plus figures that need the
 samples themselves (tremor over time, samples lost).
 
-Shared by ``report``, ``history`` and ``export``; no plotting here (matplotlib stays in report.py).
+Shared by ``report``, ``history`` and ``export``; no plotting here (matplotlib stays in figures.py).
 """
 
 from __future__ import annotations
