@@ -184,7 +184,10 @@ class ReplBoard:
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         self._proc = subprocess.Popen(
-            [node_or_fail(), str(ROOT / "tests" / "firmware" / "on_micropython" / "repl_board.mjs")],
+            [
+                node_or_fail(),
+                str(ROOT / "tests" / "firmware" / "on_micropython" / "repl_board.mjs"),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=ROOT,

@@ -39,6 +39,8 @@ def test_runtime_hot_path_allocation_free_under_micropython() -> None:
 
 @pytest.mark.mpy
 def test_main_py_safe_mode_and_crash_reset_under_micropython() -> None:
-    out = run_mpy("tests/firmware/on_micropython/runtime/check_main.py", ("firmware", "/fw"), heap_mib=8)
+    out = run_mpy(
+        "tests/firmware/on_micropython/runtime/check_main.py", ("firmware", "/fw"), heap_mib=8
+    )
     assert "safe mode" in out
     assert "MAIN OK" in out
