@@ -67,6 +67,10 @@ module carries: ``BLE``, ``UUID``, ``FLAG_READ``, ``FLAG_WRITE``, ``FLAG_NOTIFY`
 ``FLAG_INDICATE`` and ``FLAG_WRITE_NO_RESPONSE``. The other flags (``FLAG_READ_ENCRYPTED``
 = 0x0200, ``FLAG_WRITE_ENCRYPTED`` = 0x1000, ...) are, as on the board, the firmware's
 own constants; this module defines them for tests.
+
+Why one long module: it is one API surface, MicroPython's ``bluetooth`` module, kept beside
+the documentation it models; its GAP, GATT server, GATT client and IRQ parts share the
+connection table.
 """
 
 from __future__ import annotations

@@ -72,6 +72,10 @@ connection events. Here, per connection:
 
 LL control procedures (encryption, feature exchange, parameter updates, termination) are not
 paced. ``bench/bench_radio.py`` measures the firmware through this radio.
+
+Why one long module: the virtual controller's link layer (advertising, connections, the paced
+connection events and their buffers) is one state machine over one shared air; its parts
+read and change each other's state every event.
 """
 
 from __future__ import annotations
