@@ -183,7 +183,7 @@ def summarize_session(session_path: str | os.PathLike[str]) -> dict[str, Any]:
 
     with SessionReader(session_path) as reader:
         arrays = usable_arrays(reader)
-        result = session_analysis(reader, arrays)
+        result = session_analysis(reader)
         devices = [
             {
                 "name": a.name,

@@ -332,7 +332,7 @@ def read_session(
     live calls compared: what the report is drawn from."""
     with SessionReader(session) as reader:
         arrays = usable_arrays(reader)
-        result = session_analysis(reader, arrays)
+        result = session_analysis(reader)
         live_rows = compare_alerts(live_alerts(reader), cast(dict[str, Any], result))
         meta = dict(reader.meta)
         lost = {

@@ -1,5 +1,5 @@
-"""A session's analysis as the coach features use it: the result the collector stored, or the
-engine run offline on the recorded samples when none was stored; plus figures that need the
+"""A session's analysis as the coach features use it: its final analysis (``store.final``), or
+for a session without samples what the collector stored live; plus figures that need the
 samples themselves (tremor over time, samples lost).
 
 Shared by ``report``, ``history`` and ``export``; no plotting here (matplotlib stays in figures.py).
@@ -86,16 +86,6 @@ def stored_analysis(reader: SessionReader) -> SessionResult | None:
     return combine_devices(results, asymmetry=stored)
 
 
-@dataclass
-class _Recording:
-    name: str
-    t_s: np.ndarray
-    accel_mps2: np.ndarray
-    gyro_radps: np.ndarray
-    sample_rate_hz: float
-    placement: str | None
-
-
 def usable_arrays(reader: SessionReader) -> list[tuple[DeviceArrays, str | None]]:
     """Each device's samples with its placement (devices without samples left out)."""
     out = []
@@ -106,31 +96,7 @@ def usable_arrays(reader: SessionReader) -> list[tuple[DeviceArrays, str | None]
     return out
 
 
-def offline_analysis(
-    reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
-) -> SessionResult:
-    """Run the engine over the recorded samples, as ``tremorlift analyze`` does."""
-    from tremorlift.analysis import analyze_recordings
-
-    arrays = usable_arrays(reader) if arrays is None else arrays
-    if not arrays:
-        raise UserError(f"{reader.path}: the session holds no samples and no stored analysis")
-    recs = []
-    for arr, placement in arrays:
-        dt = np.diff(arr.t_s)
-        if not np.isfinite(arr.t_s).all() or (dt <= 0).any():
-            raise UserError(f"{reader.path}: device {arr.name}: time does not increase")
-        rate = float(np.median(arr.rate_hz)) if arr.rate_hz else float(1.0 / np.median(dt))
-        recs.append(_Recording(arr.name, arr.t_s, arr.accel_mps2, arr.gyro_radps, rate, placement))
-    try:
-        return analyze_recordings(recs, exercise=reader.meta.get("exercise"))
-    except ValueError as exc:
-        raise UserError(f"{reader.path}: {exc}") from None
-
-
-def session_analysis(
-    reader: SessionReader, arrays: list[tuple[DeviceArrays, str | None]] | None = None
-) -> SessionResult:
+def session_analysis(reader: SessionReader) -> SessionResult:
     """The session's final analysis (``store.final``): the one stored when the session ended,
     or computed now from its samples and stored (a session the collector could not finalise).
     A session without samples falls back on what the collector stored live."""
@@ -139,7 +105,9 @@ def session_analysis(
     if reader.frame_count() > 0:
         return cast(SessionResult, finalise_file(reader.path))
     stored = stored_analysis(reader)
-    return stored if stored is not None else offline_analysis(reader, arrays)
+    if stored is None:
+        raise UserError(f"{reader.path}: the session holds no samples and no stored analysis")
+    return stored
 
 
 def recorded_samples_lost(reader: SessionReader, device: int) -> int | None:

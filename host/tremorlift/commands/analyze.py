@@ -117,15 +117,16 @@ def _analyse_session(path: Path, args: argparse.Namespace) -> Any:
 
 
 def _analyse_csv(path: Path, args: argparse.Namespace) -> Any:
+    """A CSV, read as a stream (gzip-compressed too): one sensor."""
     from tremorlift.analysis.offline import analyze_streams
+    from tremorlift.store.csv_input import open_csv
 
-    sources = load_input(path)
+    source = open_csv(path)
     if args.placement is not None:
-        for src in sources:
-            src.placement = args.placement
+        source.placement = args.placement
     try:
         result = analyze_streams(
-            sources,
+            [source],
             exercise=args.exercise,
             goal=args.goal,
             vl_threshold_pct=args.vl_threshold,
@@ -135,42 +136,9 @@ def _analyse_csv(path: Path, args: argparse.Namespace) -> Any:
     except ValueError as exc:  # e.g. a sample rate too low for tremor
         raise UserError(f"{path}: {exc}") from None
     finally:
-        for src in sources:
-            getattr(src, "close", lambda: None)()
-    result["input_warnings"] = [
-        w if len(sources) == 1 else f"{s.name}: {w}" for s in sources for w in s.warnings
-    ]
+        getattr(source, "close", lambda: None)()
+    result["input_warnings"] = list(source.warnings)
     return result
-
-
-def load_input(path: Path) -> list[Any]:
-    """Sensor sources from a CSV (read as a stream; gzip-compressed too) or a session file
-    (detected by the SQLite magic bytes): each has ``name``, ``sample_rate_hz``, ``placement``,
-    ``exercise``, ``warnings`` and ``blocks()``."""
-    from tremorlift.store.csv_input import open_csv
-
-    try:
-        with path.open("rb") as f:
-            head = f.read(len(SQLITE_MAGIC))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if head != SQLITE_MAGIC:
-        return [open_csv(path)]
-    from tremorlift.store.final import session_sources
-    from tremorlift.store.reader import SessionReader
-
-    reader = SessionReader(path)
-    try:
-        out: list[Any] = list(session_sources(reader))
-    except BaseException:
-        reader.close()
-        raise
-    if not out:
-        reader.close()
-        raise UserError(f"{path}: the session holds no samples")
-    return out
 
 
 def _f(x: Any, fmt: str) -> str:

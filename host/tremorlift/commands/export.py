@@ -122,7 +122,7 @@ def build_export(session: Path) -> tuple[dict[str, Table], dict[str, Any]]:
                     strict=True,
                 )
             )
-        result = session_analysis(reader, arrays)
+        result = session_analysis(reader)
         metadata = _metadata(reader, result)
     reps: Table = {c: [] for c in REP_COLUMNS}
     sets: Table = {c: [] for c in SET_COLUMNS}
