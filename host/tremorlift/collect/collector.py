@@ -31,6 +31,7 @@ STATS_INTERVAL_S = 5.0
 LOST_FOR_GOOD_S = 120.0
 # Alerts other than velocity loss are checked for completeness over this much signal before them.
 ALERT_SPAN_S = 10.0
+SCREEN_ALERTS = 50  # the latest alerts the live state carries for the screen and the page
 
 EventSink = Callable[[str], None]
 # A listener of the session's event stream (``Collector.listeners``): called in the event loop
@@ -235,8 +236,6 @@ class Collector:
             session_s=round(self.session.host_s(), 3),
         )  # fmt: skip
         self.live_alerts.append(alert)
-        self.state.alerts.append(alert)
-        del self.state.alerts[:-50]
         where = f" set {alert.set}" if alert.set else ""
         where += f" rep {alert.rep}" if alert.rep else ""
         self.emit(f"ALERT {alert.level.upper()} {alert.kind} [{alert.device}{where}]: {message}")
@@ -277,6 +276,7 @@ class Collector:
         self.state.elapsed_s = time.monotonic() - self._t_start
         self.state.devices = [ch.refresh_stats() for ch in self.channels]
         self.state.lifts = [self.lifts[id(ch)] for ch in self.channels]
+        self.state.alerts = self.live_alerts[-SCREEN_ALERTS:]
         for ch, stats in zip(self.channels, self.state.devices, strict=True):
             seen = (stats.state, stats.live_degraded)
             if self._link_seen.get(id(ch)) != seen:

@@ -71,10 +71,8 @@ class LiveFeed:
         )
         self.t0_s: float | None = None  # feed time of the engine's t = 0
         self.incomplete: list[tuple[float, float]] = []  # feed-time spans fed with a hole
-        self._incomplete_at: list[float] = []  # monotonic time each hole was given up
+        self._last_given_up_s: float | None = None  # monotonic time a hole was last given up
         self.holes_given_up = 0
-        self.frames_too_late = 0  # resent after their wait ran out: recorded, not fed live
-        self.frames_waited = 0  # frames that had to wait for a hole before them
         self.max_wait_s = 0.0
 
     # ------------------------------------------------------------------ input
@@ -87,8 +85,7 @@ class LiveFeed:
         if self._next_seq is None:
             self._next_seq = frame.seq
         if frame.seq < self._next_seq or frame.seq in self._held:
-            self.frames_too_late += frame.seq < self._next_seq
-            return
+            return  # resent after its wait ran out (recorded, not fed live), or a duplicate
         self._held[frame.seq] = _Held(frame, boot, host_s)
         self._release(now_s)
         if self._held and self._hole_since is None:
@@ -105,31 +102,29 @@ class LiveFeed:
         """Monotonic time at which the current hole's wait runs out, or None."""
         return None if self._hole_since is None else self._hole_since + self.wait_s
 
-    def _release(self, now_s: float) -> None:
-        released = False
+    def _release(self, now_s: float) -> float | None:
+        """Feed the held frames that follow on; the feed time of the first one fed, if any."""
+        first_t_s = None
         while self._next_seq in self._held:
-            h = self._held.pop(self._next_seq)
-            self._append(h)
+            t_s = self._append(self._held.pop(self._next_seq))
+            first_t_s = t_s if first_t_s is None else first_t_s
             self._next_seq += 1
-            released = True
-        if released and self._hole_since is not None:
+        if first_t_s is not None and self._hole_since is not None:
             self.max_wait_s = max(self.max_wait_s, now_s - self._hole_since)
             self._hole_since = now_s if self._held else None
+        return first_t_s
 
     def _give_up_hole(self, now_s: float) -> None:
         if not self._held:
             self._hole_since = None
             return
-        first = min(self._held)
-        assert self._next_seq is not None
-        self.frames_waited += len(self._held)
         self.holes_given_up += 1
         t_before = self._last_t_s
-        self._next_seq = first
-        self._release(now_s)
+        self._next_seq = min(self._held)
+        t_after = self._release(now_s)
         # The span between the last sample fed before the hole and the first after it.
-        self.incomplete.append((t_before, self._first_t_after(t_before)))
-        self._incomplete_at.append(now_s)
+        self.incomplete.append((t_before, self._last_t_s if t_after is None else t_after))
+        self._last_given_up_s = now_s
         self._hole_since = now_s if self._held else None
 
     def _give_up_all(self, now_s: float) -> None:
@@ -137,13 +132,8 @@ class LiveFeed:
             self._give_up_hole(now_s)
         self._hole_since = None
 
-    def _first_t_after(self, t_before: float) -> float:
-        for first, _, _ in self._fed_frames:
-            if first > t_before:
-                return first
-        return self._last_t_s
-
-    def _append(self, h: _Held) -> None:
+    def _append(self, h: _Held) -> float:
+        """Queue one frame's samples for the engine; the feed time of its first sample."""
         frame = h.frame
         rate = self.rate_hz
         new_segment = (
@@ -165,6 +155,7 @@ class LiveFeed:
         self._fed_frames.append((float(t[0]), float(t[-1]), h.host_s))
         self._end_index = frame.end_sample_index
         self._last_t_s = float(t[-1])
+        return float(t[0])
 
     # ------------------------------------------------------------------ output
     def due(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int16]] | None:
@@ -204,4 +195,5 @@ class LiveFeed:
 
     def degraded(self, now_s: float) -> bool:
         """Whether a hole had to be given up recently (live results computed over missing data)."""
-        return bool(self._incomplete_at) and now_s - self._incomplete_at[-1] < RECENT_GAPS_S
+        last = self._last_given_up_s
+        return last is not None and now_s - last < RECENT_GAPS_S

@@ -127,11 +127,8 @@ class Resender:
             if not active():
                 continue
             now = time.monotonic()
-            due = [
-                key
-                for key in self.resendable(self._missing())
-                if now - self._asked_at.get(key, -1e9) >= RESEND_RETRY_S
-            ]
+            missing = self.resendable(self._missing())
+            due = [key for key in missing if now - self._asked_at.get(key, -1e9) >= RESEND_RETRY_S]
             for key in due:
                 self._asked_at[key] = now
             # The wearable serves one RESEND at a time (others are answered BUSY): holes close
@@ -145,7 +142,7 @@ class Resender:
             if len(self._asked_at) > MAX_REMEMBERED_REQUESTS:
                 self._asked_at = dict(list(self._asked_at.items())[-1000:])
             # Holes still open are looked at again after the retry time, not the full interval.
-            if self._missing():
+            if missing:
                 await asyncio.sleep(RESEND_RETRY_S / 2)
                 self.wake.set()
         for task in list(self._in_flight):
