@@ -110,6 +110,12 @@ OPCODE_NAMES = {
     OP_GET_INFO: "GET_INFO",
     OP_REBOOT: "REBOOT",
 }
+# Commands whose second copy changes nothing the first did not (section 6, "Repeating a command"):
+# a host whose answer was lost sends them again with the same token. CONFIGURE repeats the same
+# settings; BUZZ, IDENTIFY, RESEND and REBOOT are not repeated (a second buzz or reset is felt).
+REPEATABLE_OPCODES = frozenset(
+    {OP_START, OP_STOP, OP_CONFIGURE, OP_STATUS_NOW, OP_SET_TRANSPORT, OP_GET_INFO}
+)
 # Argument layout of each command (struct format after the 2-byte opcode/token) and the names of
 # its fields, in order. The same table drives encoding and decoding.
 COMMAND_ARGS: dict[int, tuple[str, tuple[str, ...]]] = {

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tremorlift.collect.collector import Collector
 
 COMMAND_TIMEOUT_S = 3.0
+REPEAT_AFTER_S = 0.4  # a repeatable command with no answer by then is sent again
 QUEUE_MAX_MESSAGES = 50_000  # ~8 minutes of frames of one device at 1 kHz
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0)  # between reconnect attempts, then the last one repeats
 
@@ -111,9 +112,19 @@ class DeviceChannel:
         command = bytes([opcode, token]) + command[2:]
         fut: asyncio.Future[protocol.Response] = asyncio.get_running_loop().create_future()
         self._pending[(opcode, token)] = fut
+        # A lost answer is a lost notification like any other: a command that may be repeated
+        # is sent again (same token) until one answer arrives, not waited for once in vain.
+        repeat_s = REPEAT_AFTER_S if opcode in protocol.REPEATABLE_OPCODES else timeout_s
+        deadline = time.monotonic() + timeout_s
         try:
-            await link.send_command(command)
-            return await asyncio.wait_for(fut, timeout_s)
+            while True:
+                await link.send_command(command)
+                left_s = deadline - time.monotonic()
+                try:
+                    return await asyncio.wait_for(asyncio.shield(fut), min(repeat_s, left_s))
+                except TimeoutError:
+                    if left_s <= repeat_s:
+                        raise
         except TimeoutError as exc:
             raise CommandError(
                 f"{self.label}: no answer to {protocol.OPCODE_NAMES.get(opcode, opcode)}"
@@ -122,6 +133,7 @@ class DeviceChannel:
             raise CommandError(str(exc)) from exc
         finally:
             self._pending.pop((opcode, token), None)
+            fut.cancel()  # no-op once answered; otherwise nobody is left to read it
 
     async def checked(self, command: bytes) -> protocol.Response:
         resp = await self.command(command)
