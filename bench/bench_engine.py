@@ -115,6 +115,9 @@ def latency(seeds: list[int]) -> list[str]:
     rep_delays: list[float] = []
     first_delays: list[float] = []
     alert_delays: list[float] = []
+    provisional_delays: list[float] = []  # a provisional rep 1 (analysis/first_rep.py) on a set's rep 1
+    provisional_other = 0  # a provisional rep 1 on anything else
+    n_first = 0
     for sc in LATENCY_SCENARIOS:
         for seed in seeds:
             imu = "icm42688" if seed % 2 == 0 else "mpu6050"
@@ -123,6 +126,7 @@ def latency(seeds: list[int]) -> list[str]:
                 eng = Engine(RATE_HZ, goal="strength", placement=dev.placement)
                 n = int(round(LATENCY_BLOCK_S * RATE_HZ))
                 emitted: list[tuple[dict, float]] = []
+                provisional: list[tuple[dict, float]] = []
                 alerts: list[tuple[float, float]] = []  # (alert t_s, fed up to)
                 for i in range(0, dev.t_s.size, n):
                     j = min(i + n, dev.t_s.size)
@@ -130,8 +134,21 @@ def latency(seeds: list[int]) -> list[str]:
                     for ev in eng.feed(dev.t_s[i:j], dev.accel_mps2[i:j], dev.gyro_radps[i:j]):
                         if ev.kind == "rep":
                             emitted.append((ev.data, fed_s))
+                        elif ev.kind == "rep_provisional":
+                            provisional.append((ev.data, fed_s))
                         elif ev.kind == "alert" and ev.data["kind"] == "velocity_loss":
                             alerts.append((float(ev.data["t_s"]), fed_s))
+                n_first += sum(1 for k, _ in truth if k == 0)
+                for d, fed_s in provisional:
+                    firsts = [
+                        r for k, r in truth
+                        if k == 0 and _overlap_s(d["start_s"], d["end_s"], r["start_s"], r["end_s"])
+                        >= 0.5 * (r["end_s"] - r["start_s"])
+                    ]  # fmt: skip
+                    if firsts:
+                        provisional_delays.append(fed_s - float(firsts[0]["end_s"]))
+                    else:
+                        provisional_other += 1
                 used: set[int] = set()
                 for d, fed_s in emitted:
                     best, best_ov = None, 0.0
@@ -165,6 +182,8 @@ def latency(seeds: list[int]) -> list[str]:
         f"  velocity-loss alerts:      {figs(alert_delays)}   goal: well under 150 ms",
         f"  reps 2+ of a set:          {figs(rep_delays)}",
         f"  first rep of a set:        {figs(first_delays)}   (a set is recognised once its rhythm shows, two to three reps in)",
+        f"  ... shown provisionally:   {figs(provisional_delays)}   on {len(provisional_delays)} of {n_first} sets; "
+        f"{provisional_other} provisional claims on other movements",
     ]
 
 

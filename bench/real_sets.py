@@ -16,7 +16,13 @@ fixed before looking at these recordings (textbook values for arm exercise at 0.
 
 A counter's peaks form sets where they follow each other within 8 s, three peaks at least.
 
-Usage: bench/real_sets.py [--family NAME] [--stop-policy one-more|at-limit] [--verbose]
+With ``--live`` it also feeds each recording as the collector does (0.2 s blocks) and says how
+soon rep 1 of the set reaches the lifter: when the set is recognised, and as a provisional rep 1
+(``analysis/first_rep.py``), with the provisional claims made outside the set. Per-rep times are
+not labelled, so rep 1 is taken as the set window's first 1/N (N the true rep count), and a claim
+counts for rep 1 when it starts at most 1.5 s before the window and ends within 1.6 of those.
+
+Usage: bench/real_sets.py [--family NAME] [--stop-policy one-more|at-limit] [--live] [--verbose]
 """
 
 from __future__ import annotations
@@ -277,12 +283,66 @@ def format_table(scores: dict[str, dict[str, Score]]) -> list[str]:
     return out
 
 
+LIVE_BLOCK_S = 0.2
+
+
+def live_first_rep(sets: list[RealSet]) -> list[str]:
+    """How soon rep 1 is shown, fed as the collector feeds the engine (see the module text)."""
+    recognised: list[float] = []
+    told: list[float] = []  # provisional rep 1: shown after the claimed movement's own end
+    false_claims = 0
+    idle_s = 0.0
+    for rs in sets:
+        fs = rs.sample_rate_hz
+        engine = Engine(fs)
+        n = max(1, int(round(LIVE_BLOCK_S * fs)))
+        t0 = float(rs.t_s[0])
+        w0, w1 = rs.window_s
+        rep1_end = w0 + (w1 - w0) / rs.true_reps
+        idle_s += float(rs.t_s[-1]) - t0 - (w1 - w0)
+        first_shown: float | None = None
+        claimed = False
+        for i in range(0, rs.t_s.size, n):
+            j = min(i + n, rs.t_s.size)
+            fed_s = float(rs.t_s[j - 1])
+            for ev in engine.feed(rs.t_s[i:j], rs.accel_mps2[i:j], rs.gyro_radps[i:j]):
+                end_s = ev.t_s + t0
+                if ev.kind == "rep" and first_shown is None and w0 - 2 <= end_s <= w1 + 2:
+                    first_shown = fed_s
+                elif ev.kind == "rep_provisional":
+                    start_s = float(ev.data["start_s"]) + t0
+                    if not claimed and w0 - 1.5 <= start_s and end_s <= w0 + 1.6 * (rep1_end - w0):
+                        claimed = True
+                        told.append(fed_s - end_s)
+                    elif not w0 - 1.5 <= start_s <= w1 + 1.0:
+                        false_claims += 1
+        engine.finish()
+        if first_shown is not None:
+            recognised.append(first_shown - rep1_end)
+    r = np.array(recognised)
+    lines = [
+        f"Rep 1 live ({LIVE_BLOCK_S:.1f} s blocks):",
+        f"  with its set, once recognised: {r.size} sets, median {np.median(r):.1f} s, "
+        f"p90 {np.percentile(r, 90):.1f} s after the estimated end of rep 1",
+    ]
+    if told:
+        t = np.array(told)
+        lines.append(
+            f"  provisional rep 1: {t.size} of {len(sets)} sets, shown median {np.median(t):.2f} s, "
+            f"p90 {np.percentile(t, 90):.2f} s after the movement ended; {false_claims} claims "
+            f"outside the sets in {idle_s / 60:.0f} min of idle time "
+            f"({false_claims / max(idle_s, 1.0) * 3600:.0f} per hour)"
+        )
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--family", help="only this exercise family (e.g. BicepCurl)")
     ap.add_argument(
         "--stop-policy", choices=("one-more", "at-limit"), help="the engine's stop policy"
     )
+    ap.add_argument("--live", action="store_true", help="also how soon rep 1 is shown live")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     if not GYM_DIR.is_dir():
@@ -297,6 +357,8 @@ def main() -> int:
         "gym_wrist_applewatch, CC BY-SA 4.0):"
     )
     print("\n".join(lines + format_table(scores)))
+    if args.live:
+        print("\n".join(live_first_rep(sets)))
     return 0
 
 

@@ -150,7 +150,9 @@ def test_live_page_in_chromium_during_a_twin_session(tmp_path):
             page.goto(url)
             page.wait_for_function("window.tremorlift.stateDraws.length > 0", timeout=10_000)
             resumed = page.evaluate("window.tremorlift.stateDraws[0]")
-            last_rep = [e for e in s.events if e["type"] == "rep"][-1]
+            last_rep = [e for e in s.events if e["type"] in ("rep", "rep_provisional")][-1]
+            if last_rep["type"] == "rep_provisional":  # a movement in the rest, claimed as a rep 1
+                assert resumed["shown_provisional"] is True, resumed
             assert resumed["shown_rep"] == str(last_rep["rep"]), resumed
             assert resumed["shown_speed"] == f"{last_rep['velocity_mps']:.2f}", resumed
             assert resumed["shown_phase"].startswith("Rest"), resumed
@@ -256,6 +258,20 @@ def test_lan_page_shows_sensors_side_by_side_behind_its_token():
             assert wrong is not None and wrong.status == 403
             page.goto(server.url)
             page.wait_for_function("window.tremorlift.states > 0", timeout=10_000)
+            # A rep 1 told before its set is recognised is drawn faded, and a withdrawn one goes.
+            publish({"type": "rep_provisional", "session_s": 30.5, "device": "left-thigh", "set": 1,
+                     "rep": 1, "velocity_mps": 0.64, "zone": "fresh", "threshold_pct": 20.0})  # fmt: skip
+            claim = _wait_drawn(page, "d.type === 'rep_provisional'", timeout_s=5)
+            assert (claim["shown_rep"], claim["shown_speed"], claim["shown_provisional"]) == (
+                "1", "0.64", True,
+            ), claim  # fmt: skip
+            publish({"type": "rep_withdrawn", "session_s": 30.6, "device": "left-thigh"})
+            gone = _wait_drawn(page, "d.type === 'rep_withdrawn'", timeout_s=5)
+            assert (gone["shown_rep"], gone["shown_speed"], gone["shown_provisional"]) == (
+                "–", "–", False,
+            ), gone  # fmt: skip
+            publish({"type": "rep_provisional", "session_s": 30.7, "device": "left-thigh", "set": 1,
+                     "rep": 1, "velocity_mps": 0.63, "zone": "fresh", "threshold_pct": 20.0})  # fmt: skip
             for name, v, loss, zone in (("left-thigh", 0.61, 12.0, "moderate"),
                                         ("right-thigh", 0.52, 24.0, "high")):  # fmt: skip
                 publish({"type": "set_start", "session_s": 31.0, "device": name, "kind": "dynamic", "set": 1})  # fmt: skip
@@ -275,6 +291,8 @@ def test_lan_page_shows_sensors_side_by_side_behind_its_token():
                              zone: p.querySelector('.zone').textContent,
                              left: r.left, top: r.top, width: r.width}; })"""
             )
+            # The set's own reps replaced the claim.
+            assert page.evaluate("document.querySelectorAll('.rep.provisional').length") == 0
             assert [(p["name"], p["limb"], p["rep"], p["speed"], p["zone"]) for p in panels] == [
                 ("left-thigh", "(left leg)", "3", "0.61", "moderate"),
                 ("right-thigh", "(right leg)", "3", "0.52", "high"),

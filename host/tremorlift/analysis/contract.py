@@ -20,7 +20,9 @@ Zone = Literal["fresh", "moderate", "high", "very high", "near failure"]
 TremorCause = Literal["fatigue", "instability", "rest", "other"]
 AlertLevel = Literal["info", "warn", "stop"]
 AlertKind = Literal["velocity_loss", "tremor", "hold", "rest_tremor", "recovery", "asymmetry"]
-EventKind = Literal["set_start", "rep", "set_end", "tremor_episode", "alert"]
+EventKind = Literal[
+    "set_start", "rep", "set_end", "tremor_episode", "alert", "rep_provisional", "rep_withdrawn"
+]
 
 # The same lists as tuples, for argparse ``choices`` and value checks.
 PLACEMENTS: tuple[Placement, ...] = get_args(Placement)

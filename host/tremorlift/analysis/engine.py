@@ -33,6 +33,7 @@ from tremorlift.analysis.episodes import (
     EpisodeTracker,
 )
 from tremorlift.analysis.events import Event, alert_event
+from tremorlift.analysis.first_rep import FirstRepWatch
 from tremorlift.analysis.holds import HoldStep, HoldTracker, was_setup, without_alerts_of
 from tremorlift.analysis.orientation import GravityTracker
 from tremorlift.analysis.recovery import RecoveryTracker
@@ -110,6 +111,7 @@ class Engine:
             self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, TSI_MIN_CONCENTRATION)
         self._cycles = CycleTracker(self.fs)
         self._reps = RepBounds(self.fs, concentric_sign(exercise))
+        self._first_rep = FirstRepWatch(self.fs, concentric_sign(exercise))
         self._set_index = -1
         self._tq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # held for the tremor path
         self._tq_n = 0
@@ -191,6 +193,7 @@ class Engine:
         up, gyr_c = self._gravity.update(acc, gyr)
         a_vert, fast_quiet, a_lin = self._vertical.update(acc, gyr_c, up)
         self._reps.push(t, a_vert, gyr_c, fast_quiet, a_lin)
+        self._first_rep.push(t, a_vert, gyr_c, fast_quiet, a_lin)
         # Reps are handled in time order (when they were known), so results do not depend on
         # how the stream was cut into blocks.
         self._reps.add(self._cycles.update(t, acc, gyr_c, fast_quiet))
@@ -200,6 +203,7 @@ class Engine:
                 self._advance(found_s, events)
                 self._on_rep(rep, set_index, events)
             self._advance(self._t_last, events)
+            self._check_first_rep(events)
             return events
         # The tremor path only yields a window every hop (0.5 s): small live blocks wait here
         # and are filtered together once a window is complete (causal filters with carried
@@ -209,6 +213,7 @@ class Engine:
         if self._tq_n < self._spectra.samples_to_next_window():
             for _, rep, set_index in reps:
                 self._on_rep(rep, set_index, events)
+            self._check_first_rep(events)
             return events
         t = np.concatenate([q[0] for q in self._tq])
         x = np.concatenate([q[1] for q in self._tq])
@@ -229,6 +234,7 @@ class Engine:
         windows = self._spectra.update(t, hp[:, 0:3], hp[:, 3:6], power)
         idx = np.clip(np.searchsorted(t, windows.t_end_s), 0, t.size - 1)
         self._on_windows(windows, up[idx], reps, events)
+        self._check_first_rep(events)
         return events
 
     def _advance(self, t_now: float, events: list[Event]) -> None:
@@ -237,6 +243,16 @@ class Engine:
             self._end_set(events)
 
     # ------------------------------------------------------------------ reps and sets
+    def _check_first_rep(self, events: list[Event]) -> None:
+        """Rep 1 of a set not yet recognised, told as soon as it ends (``first_rep``)."""
+        for kind, rep in self._first_rep.check(self._set is not None):
+            if kind == "rep_withdrawn" or rep is None:
+                events.append(Event(self._t_last, "rep_withdrawn", {}))
+                continue
+            d: dict[str, Any] = dict(rep.as_dict(), rep=1, velocity_loss_pct=0.0)
+            d["zone"] = vl_alerts.zone(0.0)
+            events.append(Event(rep.end_s, "rep_provisional", d))
+
     def _on_rep(self, rep: Rep, set_index: int, events: list[Event]) -> None:
         if self._set is not None and (
             set_index != self._set_index or rep.start_s - self._last_rep_end_s > SET_GAP_S
@@ -324,12 +340,14 @@ class Engine:
         self._set_tremor_warned = False
         self._policy.new_set()
         self._recovery.disarm()
+        self._first_rep.set_recognised(rep.start_s)
         events.append(Event(rep.start_s, "set_start", {"kind": "dynamic"}))
 
     def _end_set(self, events: list[Event]) -> None:
         s = self._set
         assert s is not None
         self._set = None
+        self._first_rep.set_recognised(self._last_rep_end_s)
         reps = s["reps"]
         if len(reps) < MIN_SET_REPS:
             # One movement that looked like the start of a rhythm is no set; what it alerted

@@ -155,6 +155,7 @@ class Collector:
             lift.set_kind = str(d.get("kind", "dynamic"))
             lift.in_set = True
             lift.rep_number = 0
+            lift.rep_provisional = False
             lift.best_rep_velocity_mps = None
             lift.velocity_loss_pct = None
             if lift.set_kind == "hold":
@@ -167,7 +168,30 @@ class Collector:
                 lift.set_number = lift.sets_done + 1
                 self.emit(f"{name}: set {lift.set_number} started")
                 self.publish("set_start", ch, t_s=event.t_s, kind="dynamic", set=lift.set_number)
+        elif event.kind == "rep_provisional":
+            # Rep 1 as soon as it ends, before its set is recognised: shown as such, and
+            # confirmed or replaced by the set's own reps, or withdrawn.
+            v = d.get("mean_concentric_velocity_mps")
+            lift.rep_number, lift.rep_provisional = 1, True
+            lift.last_rep_velocity_mps = lift.best_rep_velocity_mps = v
+            lift.velocity_loss_pct = 0.0
+            lift.last_rep_span_s = (float(d.get("start_s", event.t_s)), float(event.t_s))
+            vtxt = "-" if v is None else f"{v:.2f} m/s"
+            self.emit(f"{name}: rep 1? {vtxt} (a set starting, not yet recognised)")
+            self.publish(
+                "rep_provisional", ch, t_s=event.t_s, set=lift.sets_done + 1, rep=1,
+                velocity_mps=v, zone=d.get("zone"), threshold_pct=self.state.vl_threshold_pct,
+                quality=d.get("quality"),
+            )  # fmt: skip
+        elif event.kind == "rep_withdrawn":
+            if lift.rep_provisional:
+                lift.rep_number, lift.rep_provisional = 0, False
+                lift.last_rep_velocity_mps = lift.best_rep_velocity_mps = None
+                lift.velocity_loss_pct = None
+                self.emit(f"{name}: rep 1? withdrawn: no set followed")
+                self.publish("rep_withdrawn", ch, t_s=event.t_s)
         elif event.kind == "rep":
+            lift.rep_provisional = False
             lift.rep_number = int(d.get("rep", lift.rep_number + 1))
             v = d.get("mean_concentric_velocity_mps")
             lift.last_rep_velocity_mps = v

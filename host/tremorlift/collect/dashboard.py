@@ -90,7 +90,11 @@ def _lift_panel(lift: LiftState, vl_threshold_pct: float | None) -> Panel:
     top.add_column(no_wrap=True)
     speed = "-" if lift.last_rep_velocity_mps is None else f"{lift.last_rep_velocity_mps:.2f}"
     top.add_row(
-        _big_cell("rep", str(lift.rep_number) if lift.rep_number else "-", "bold"),
+        _big_cell(
+            "rep (set not yet sure)" if lift.rep_provisional else "rep",
+            str(lift.rep_number or "-"),
+            "dim" if lift.rep_provisional else "bold",
+        ),
         _big_cell("last rep m/s (limb)", speed, style),
     )
     loss = "-" if lift.velocity_loss_pct is None else f"{lift.velocity_loss_pct:.0f}%"

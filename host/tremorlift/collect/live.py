@@ -63,6 +63,8 @@ class LiftState:
     set_kind: str = ""  # "dynamic", "hold" or "" before the first
     in_set: bool = False
     rep_number: int = 0
+    # The rep shown is a provisional rep 1: its set is not recognised yet (analysis/first_rep.py).
+    rep_provisional: bool = False
     last_rep_velocity_mps: float | None = None
     best_rep_velocity_mps: float | None = None
     velocity_loss_pct: float | None = None

@@ -66,7 +66,7 @@ function makePanel() {
   $("#panels").appendChild(node);
   return {
     node, name: "", limb: null,
-    rep: 0, speed: null, zone: null, loss: null, tremor: null, tremorAt: null,
+    rep: 0, provisional: false, speed: null, zone: null, loss: null, tremor: null, tremorAt: null,
   };
 }
 
@@ -91,7 +91,10 @@ function drawPanel(p) {
   const n = p.node;
   $(".name", n).textContent = p.name;
   $(".limb", n).textContent = p.limb ? `(${p.limb})` : "";
-  $(".rep", n).textContent = p.rep > 0 ? String(p.rep) : "–";
+  const rep = $(".rep", n);
+  rep.textContent = p.rep > 0 ? String(p.rep) : "–";
+  // A provisional rep 1 (its set not recognised yet) is drawn faded, with a question mark.
+  rep.classList.toggle("provisional", p.provisional && p.rep > 0);
   const speed = $(".speed", n);
   speed.textContent = p.speed === null ? "–" : p.speed.toFixed(2);
   speed.className = "speed" + (p.zone ? ` z-${zoneClass(p.zone)}` : "");
@@ -209,7 +212,8 @@ function applyState(msg) {
     const lift = st.lifts[i] || {};
     p.name = dev.name;
     p.limb = lift.limb || null;
-    p.rep = lift.in_set || lift.set_kind === "dynamic" ? lift.rep_number || 0 : 0;
+    p.provisional = !!lift.rep_provisional;
+    p.rep = lift.in_set || lift.set_kind === "dynamic" || p.provisional ? lift.rep_number || 0 : 0;
     p.speed = lift.last_rep_velocity_mps ?? null;
     p.loss = lift.velocity_loss_pct ?? null;
     p.zone = lift.zone || zoneOf(p.loss);
@@ -266,9 +270,23 @@ function applyEvent(msg) {
       if (ev.kind !== "hold") {
         p.rep = 0; p.speed = null; p.zone = null; p.loss = null;
       }
+      p.provisional = false;
+      break;
+    case "rep_provisional":
+      if (!p) break;
+      p.rep = 1;
+      p.provisional = true;
+      p.speed = ev.velocity_mps ?? null;
+      p.loss = 0;
+      p.zone = ev.zone || zoneOf(0);
+      break;
+    case "rep_withdrawn":
+      if (!p || !p.provisional) break;
+      p.rep = 0; p.provisional = false; p.speed = null; p.zone = null; p.loss = null;
       break;
     case "rep":
       if (!p) break;
+      p.provisional = false;
       p.rep = ev.rep;
       p.speed = ev.velocity_mps ?? null;
       p.loss = ev.velocity_loss_pct ?? null;
@@ -317,6 +335,7 @@ function applyEvent(msg) {
 function shown(p) {
   return {
     shown_rep: p ? $(".rep", p.node).textContent : null,
+    shown_provisional: p ? $(".rep", p.node).classList.contains("provisional") : null,
     shown_speed: p ? $(".speed", p.node).textContent : null,
     shown_phase: p ? $(".timer", p.node).textContent.trim() : null,
     page_alert: document.body.classList.contains("alert-stop") ? "stop"
