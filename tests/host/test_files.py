@@ -73,3 +73,18 @@ def test_staged_files_appear_together_or_not_at_all(tmp_path: Path, umask: None)
     assert a.read_text() == "new a" and b.read_text() == "new b"
     assert _mode(a) == _mode(b) == 0o600 and staged.renamed == [a, b]
     assert _leftovers(tmp_path) == []
+
+
+def test_a_pipe_or_device_is_written_to_not_replaced(tmp_path: Path) -> None:
+    # `analyze --json /dev/null` as root once put a plain file in place of /dev/null. A FIFO
+    # stands in for the device here (the test must not risk the machine's /dev/null).
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so the writer's open does not block
+    try:
+        write_atomic(fifo, '{"sets": []}\n')
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still the pipe
+        assert os.read(reader, 100) == b'{"sets": []}\n'
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.fifo"]  # no temporary left

@@ -130,3 +130,14 @@ def test_live_state_and_event_stream_show_the_claim_then_the_set(tmp_path):
     assert types == ["rep_provisional", "rep_withdrawn", "rep_provisional", "set_start", "rep"]
     assert published[0]["set"] == 1 and published[0]["velocity_mps"] == 0.41
     session.close()
+
+
+def test_claims_never_change_the_result_so_offline_runs_skip_them():
+    from tremorlift.analysis import run_engine
+
+    dev = generate("squat-5x5", 3, sample_rate_hz=200.0).devices[0]
+    results = []
+    for live in (True, False):
+        eng = Engine(200.0, placement=dev.placement, live=live)
+        results.append(run_engine(eng, dev.t_s, dev.accel_mps2, dev.gyro_radps, 10))
+    assert results[0] == results[1]

@@ -75,6 +75,7 @@ class Engine:
         placement: str | None = None,
         alerts_enabled: bool = True,
         stop_policy: str | None = None,
+        live: bool = True,
     ) -> None:
         if not np.isfinite(sample_rate_hz) or sample_rate_hz < MIN_SAMPLE_RATE_HZ:
             raise ValueError(
@@ -111,7 +112,9 @@ class Engine:
             self._spectra = TremorSpectra(self.fs, TREMOR_MIN_RMS_MPS2, TSI_MIN_CONCENTRATION)
         self._cycles = CycleTracker(self.fs)
         self._reps = RepBounds(self.fs, concentric_sign(exercise))
-        self._first_rep = FirstRepWatch(self.fs, concentric_sign(exercise))
+        # Rep 1 before its set is recognised: a live claim, never part of the result, so an
+        # offline run (``live=False``) is spared it.
+        self._first_rep = FirstRepWatch(self.fs, concentric_sign(exercise)) if live else None
         self._set_index = -1
         self._tq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # held for the tremor path
         self._tq_n = 0
@@ -193,7 +196,8 @@ class Engine:
         up, gyr_c = self._gravity.update(acc, gyr)
         a_vert, fast_quiet, a_lin = self._vertical.update(acc, gyr_c, up)
         self._reps.push(t, a_vert, gyr_c, fast_quiet, a_lin)
-        self._first_rep.push(t, a_vert, gyr_c, fast_quiet, a_lin)
+        if self._first_rep is not None:
+            self._first_rep.push(t, a_vert, gyr_c, fast_quiet, a_lin)
         # Reps are handled in time order (when they were known), so results do not depend on
         # how the stream was cut into blocks.
         self._reps.add(self._cycles.update(t, acc, gyr_c, fast_quiet))
@@ -245,6 +249,8 @@ class Engine:
     # ------------------------------------------------------------------ reps and sets
     def _check_first_rep(self, events: list[Event]) -> None:
         """Rep 1 of a set not yet recognised, told as soon as it ends (``first_rep``)."""
+        if self._first_rep is None:
+            return
         for kind, rep in self._first_rep.check(self._set is not None):
             if kind == "rep_withdrawn" or rep is None:
                 events.append(Event(self._t_last, "rep_withdrawn", {}))
@@ -340,14 +346,16 @@ class Engine:
         self._set_tremor_warned = False
         self._policy.new_set()
         self._recovery.disarm()
-        self._first_rep.set_recognised(rep.start_s)
+        if self._first_rep is not None:
+            self._first_rep.set_recognised(rep.start_s)
         events.append(Event(rep.start_s, "set_start", {"kind": "dynamic"}))
 
     def _end_set(self, events: list[Event]) -> None:
         s = self._set
         assert s is not None
         self._set = None
-        self._first_rep.set_recognised(self._last_rep_end_s)
+        if self._first_rep is not None:
+            self._first_rep.set_recognised(self._last_rep_end_s)
         reps = s["reps"]
         if len(reps) < MIN_SET_REPS:
             # One movement that looked like the start of a rhythm is no set; what it alerted

@@ -2,7 +2,7 @@
 
 A set is recognised by its rhythm (``cycles``), which needs two or three reps: alone, rep 1
 would reach the lifter seconds late. ``FirstRepWatch`` looks at one movement at a time instead:
-a limb at rest (still for ``REST_MIN_S``), an excursion away from the rest position, and a return
+a limb at rest (calm for ``REST_MIN_S``), an excursion away from the rest position, and a return
 most of the way back ending where the limb stops or turns to go again. That is what rep 1 of
 any set looks like from a wrist, forearm, thigh or shank (down and up for a squat or bench, up
 and down for a curl or deadlift). The movement is measured as any rep is (``reps.measure_rep``)
@@ -116,7 +116,6 @@ class FirstRepWatch:
                 continue
             if self._claimed_end_s is not None:
                 if now - self._claimed_end_s >= WITHDRAW_S:
-                    self._after_s = self._claimed_end_s
                     self._claimed_end_s = None
                     out.append(("rep_withdrawn", None))
                 continue
@@ -192,13 +191,16 @@ def _returned(seg: np.ndarray, rate: np.ndarray, least: float, fs: float) -> int
     if back.size == 0:
         return None
     i_back = i_turn + int(back[0])
-    # From there, the first stop: calm for END_STILL_S, or the rate turning away from rest.
-    away = np.sign(excursion)
-    calm = seg[:, 5] > 0.5
+    # From there, the first stop: the rate turning away from rest, or calm for END_STILL_S
+    # (the movement ended where that calm began).
+    turned = np.flatnonzero(rate[i_back:] * np.sign(excursion) > 0.0)
     n_calm = max(1, int(round(END_STILL_S * fs)))
-    for i in range(i_back, seg.shape[0]):
-        turned = rate[i] * away > 0.0
-        if turned or (i + 1 >= n_calm and calm[i + 1 - n_calm : i + 1].all()):
-            end = i if turned else i + 1 - n_calm
-            return end if seg[end, 0] - seg[i_turn, 0] >= MIN_PHASE_S else None
-    return None
+    calm_sum = np.cumsum(np.concatenate(([0], seg[i_back:, 5] > 0.5)))
+    settled = np.flatnonzero(calm_sum[n_calm:] - calm_sum[:-n_calm] == n_calm)
+    ends = [i_back + int(turned[0])] if turned.size else []
+    if settled.size:
+        ends.append(i_back + int(settled[0]))
+    if not ends:
+        return None
+    end = min(ends)
+    return end if seg[end, 0] - seg[i_turn, 0] >= MIN_PHASE_S else None

@@ -98,6 +98,7 @@ def analyze_streams(
             placement=src.placement,
             alerts_enabled=alerts_enabled,
             stop_policy=stop_policy,
+            live=False,
         )
         for t_s, accel_mps2, gyro_radps in src.blocks():
             engine.feed(t_s, accel_mps2, gyro_radps)

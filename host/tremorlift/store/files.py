@@ -2,7 +2,7 @@
 
 A file is written under a temporary name in its own folder, synced to disk, renamed over its
 target, and the folder is synced, so a crash leaves the old file or the new one, never half of
-either. The temporary file is created with mode 0666 (0600 when private) and the kernel takes the
+either. A target that is a device or a pipe (``/dev/null``, a FIFO) is written in place. The temporary file is created with mode 0666 (0600 when private) and the kernel takes the
 umask off, so a new file gets the permissions any new file of the user's gets (``private=True``:
 0600 whatever the umask, for what says when and how someone trained or which devices are theirs).
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +31,12 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, private: bo
     target = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
+        if _is_special(target):
+            # A device or a pipe (/dev/null, /dev/stdout, a FIFO) is written to, never renamed
+            # over: as root that would put a plain file in place of /dev/null.
+            with target.open("wb") as f:
+                f.write(raw)
+            return
         with StagedFiles(private=private) as staged:
             tmp = staged.stage(target)
             with tmp.open("wb") as f:
@@ -37,6 +44,14 @@ def write_atomic(path: str | os.PathLike[str], data: str | bytes, *, private: bo
             staged.commit()
     except OSError as exc:
         raise UserError(f"{target}: cannot write ({exc.strerror or exc})") from None
+
+
+def _is_special(target: Path) -> bool:
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 class StagedFiles:
