@@ -98,3 +98,16 @@ def test_big_digit_rows_are_the_widest_text() -> None:
     rep_rows = [line for line in lines if big("18")[0] in line]
     assert rep_rows and all(big("0.47")[0] in line for line in rep_rows)
     assert not any("STOP" in line for line in lines)  # no alert yet: no banner
+
+
+def test_a_provisional_rep_1_is_shown_as_not_yet_sure() -> None:
+    state = _state(1, alerts=0)
+    lift = state.lifts[0]
+    lift.in_set, lift.rep_number, lift.rep_provisional = False, 1, True
+    lift.velocity_loss_pct, lift.last_rep_velocity_mps = 0.0, 0.52
+    text = "\n".join(_screen(state))
+    assert "rep (set not yet sure)" in text
+    for row in big("1"):
+        assert row in text
+    lift.rep_provisional = False
+    assert "not yet sure" not in "\n".join(_screen(state))
