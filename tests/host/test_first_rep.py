@@ -141,3 +141,32 @@ def test_claims_never_change_the_result_so_offline_runs_skip_them():
         eng = Engine(200.0, placement=dev.placement, live=live)
         results.append(run_engine(eng, dev.t_s, dev.accel_mps2, dev.gyro_radps, 10))
     assert results[0] == results[1]
+
+
+def test_a_hold_that_begins_takes_the_claim_back_at_once():
+    cols = _squat_columns(rest_before_s=3.0, rest_after_s=fr.WITHDRAW_S + 2.0)
+    t, a, g, s, lin = cols
+    w = fr.FirstRepWatch(FS_HZ, 1.0)
+    kinds = []
+    withdrawn = False
+    for i in range(0, t.size, 10):
+        w.push(t[i : i + 10], a[i : i + 10], g[i : i + 10], s[i : i + 10], lin[i : i + 10])
+        kinds += [k for k, _ in w.check(False)]
+        if kinds == ["rep_provisional"] and t[i] > 3.0 + REP_S + 1.0 and not withdrawn:
+            assert w.withdraw() is True  # the engine's hold started: it says rep_withdrawn
+            assert w.withdraw() is False
+            withdrawn = True
+    assert withdrawn and kinds == ["rep_provisional"]  # no second withdrawal later
+
+
+def test_the_collector_says_why_a_claim_was_withdrawn(tmp_path):
+    session = SessionWriter(tmp_path / "s.tlsession", background=False)
+    collector = Collector(session, CollectOptions(), transport="ble")
+    ch = collector.add_device("TL-TEST", lambda _ch: None)  # type: ignore[arg-type,return-value]
+    lines: list[str] = []
+    collector.emit_line = lines.append
+    claim = {"start_s": 1.0, "end_s": 3.0, "mean_concentric_velocity_mps": 0.3}
+    collector.on_engine_event(ch, Event(3.0, "rep_provisional", claim))
+    collector.on_engine_event(ch, Event(5.0, "rep_withdrawn", {"reason": "hold"}))
+    assert any("withdrawn: a hold began" in line for line in lines), lines
+    session.close()

@@ -253,7 +253,7 @@ class Engine:
             return
         for kind, rep in self._first_rep.check(self._set is not None):
             if kind == "rep_withdrawn" or rep is None:
-                events.append(Event(self._t_last, "rep_withdrawn", {}))
+                events.append(Event(self._t_last, "rep_withdrawn", {"reason": "no set"}))
                 continue
             d: dict[str, Any] = dict(rep.as_dict(), rep=1, velocity_loss_pct=0.0)
             d["zone"] = vl_alerts.zone(0.0)
@@ -433,6 +433,8 @@ class Engine:
     def _on_hold_step(self, step: HoldStep, events: list[Event]) -> None:
         if step.started_s is not None:
             self._recovery.disarm()
+            if self._first_rep is not None and self._first_rep.withdraw():
+                events.append(Event(step.started_s, "rep_withdrawn", {"reason": "hold"}))
             events.append(Event(step.started_s, "set_start", {"kind": "hold"}))
         self._collect(step.alerts, events)
         if step.dropped is not None:

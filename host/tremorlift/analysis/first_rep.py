@@ -10,8 +10,8 @@ and announced as a ``rep_provisional`` event.
 
 Many movements between sets look the same (re-racking, a sip of water), so the claim is
 provisional: once a set is recognised it stands or is replaced by the set's own reps (the
-``set_start`` and ``rep`` events that follow), and if no set follows within ``WITHDRAW_S`` it
-is withdrawn (``rep_withdrawn``). The final analysis never reads it.
+``set_start`` and ``rep`` events that follow), and if no set follows within ``WITHDRAW_S``, or
+a hold begins, it is withdrawn (``rep_withdrawn``). The final analysis never reads it.
 
 The watch looks at the data on a fixed grid of times (every ``CHECK_S`` of the stream), so what
 it finds does not depend on how the stream is cut into blocks.
@@ -96,6 +96,11 @@ class FirstRepWatch:
         nothing before ``t_s`` is looked at again."""
         self._claimed_end_s = None
         self._after_s = max(self._after_s, t_s)
+
+    def withdraw(self) -> bool:
+        """Take back the claim, if any (a hold began: the movement was getting into it)."""
+        claimed, self._claimed_end_s = self._claimed_end_s is not None, None
+        return claimed
 
     def check(self, set_open: bool) -> list[tuple[str, Rep | None]]:
         """The grid times passed since the last call, in order."""

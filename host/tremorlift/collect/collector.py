@@ -188,8 +188,9 @@ class Collector:
                 lift.rep_number, lift.rep_provisional = 0, False
                 lift.last_rep_velocity_mps = lift.best_rep_velocity_mps = None
                 lift.velocity_loss_pct = None
-                self.emit(f"{name}: rep 1? withdrawn: no set followed")
-                self.publish("rep_withdrawn", ch, t_s=event.t_s)
+                why = "a hold began" if d.get("reason") == "hold" else "no set followed"
+                self.emit(f"{name}: rep 1? withdrawn: {why}")
+                self.publish("rep_withdrawn", ch, t_s=event.t_s, reason=d.get("reason"))
         elif event.kind == "rep":
             lift.rep_provisional = False
             lift.rep_number = int(d.get("rep", lift.rep_number + 1))

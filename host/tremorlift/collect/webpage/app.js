@@ -267,7 +267,7 @@ function applyEvent(msg) {
         set_start_session_s: ev.session_s, kind: ev.kind, number: ev.set ?? null,
       };
       delete page.alerts[p.name];
-      if (ev.kind !== "hold") {
+      if (ev.kind !== "hold" || p.provisional) {
         p.rep = 0; p.speed = null; p.zone = null; p.loss = null;
       }
       p.provisional = false;
