@@ -23,8 +23,9 @@ from pathlib import Path
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
+# For Debian's chromium run as root in a container (CI); headless and a fresh profile are
+# Playwright's own. The browser test uses these too.
 CHROMIUM_FLAGS = [
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=chromium_path(),
-                    args=CHROMIUM_FLAGS[1:],  # headless is Playwright's own; so is a fresh profile
+                    args=CHROMIUM_FLAGS,
                 )
                 # The page's CSP forbids eval, which Playwright's waits use.
                 page = browser.new_page(viewport=VIEWPORT, bypass_csp=True)

@@ -10,10 +10,10 @@ lines on stdout are every event the page was sent, with nothing else on stdout.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import sys
@@ -36,18 +36,22 @@ if CHROMIUM is None:
 
 from playwright.sync_api import sync_playwright  # noqa: E402 - after the skip above
 
-FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-PHONE = {"width": 390, "height": 844}
+
+def _screenshot_tool():
+    spec = importlib.util.spec_from_file_location(
+        "phone_screenshot", Path(__file__).resolve().parents[2] / "tools" / "phone_screenshot.py"
+    )
+    assert spec is not None and spec.loader is not None
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+_TOOL = _screenshot_tool()  # the screenshot tool drives the same page in the same browser
+FLAGS = _TOOL.CHROMIUM_FLAGS
+PHONE = _TOOL.VIEWPORT
+URL_LINE = _TOOL.URL_LINE
 DRAW_WITHIN_MS = 300.0
-URL_LINE = re.compile(r"live page: (http://\S+)")
 WARN_BG = "rgb(255, 176, 0)"  # app.css --warn-bg
 STOP_BG = "rgb(215, 20, 26)"  # app.css --stop-bg
 
