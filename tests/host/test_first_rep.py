@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from tremorlift.analysis import Engine
 from tremorlift.analysis import first_rep as fr
+from tremorlift.analysis.bounds import rep_columns
 from tremorlift.analysis.events import Event
 from tremorlift.collect.collector import CollectOptions, Collector
 from tremorlift.store.session import SessionWriter
@@ -38,7 +39,7 @@ def _watch(cols, block_n: int, set_open=lambda t_s: False):
     out = []
     for i in range(0, t.size, block_n):
         j = min(i + block_n, t.size)
-        w.push(t[i:j], a[i:j], g[i:j], s[i:j], lin[i:j])
+        w.push(rep_columns(t[i:j], a[i:j], g[i:j], s[i:j], lin[i:j]))
         for kind, rep in w.check(set_open(float(t[j - 1]))):
             out.append((kind, float(t[j - 1]), rep))
     return out
@@ -150,7 +151,8 @@ def test_a_hold_that_begins_takes_the_claim_back_at_once():
     kinds = []
     withdrawn = False
     for i in range(0, t.size, 10):
-        w.push(t[i : i + 10], a[i : i + 10], g[i : i + 10], s[i : i + 10], lin[i : i + 10])
+        k = slice(i, i + 10)
+        w.push(rep_columns(t[k], a[k], g[k], s[k], lin[k]))
         kinds += [k for k, _ in w.check(False)]
         if kinds == ["rep_provisional"] and t[i] > 3.0 + REP_S + 1.0 and not withdrawn:
             assert w.withdraw() is True  # the engine's hold started: it says rep_withdrawn

@@ -32,6 +32,15 @@ TURNING_RATE_RADPS = 0.5
 TURN_CLEARANCE_PERIODS = 0.2
 
 
+def rep_columns(
+    t: np.ndarray, a_vert: np.ndarray, gyro: np.ndarray, still: np.ndarray, a_lin: np.ndarray
+) -> np.ndarray:
+    """The full-rate columns reps are measured on, one row per sample: t, vertical
+    acceleration, gyro (3), still flag, |linear acceleration| (``RepBounds`` and
+    ``first_rep.FirstRepWatch`` keep them)."""
+    return np.column_stack((t, a_vert, gyro, still, a_lin))
+
+
 class RepBounds:
     """Fed every block's full-rate columns (``push``) and the reps ``cycles`` found (``add``);
     ``settle`` returns the reps whose end has settled, measured, in order; ``finish`` the rest
@@ -53,18 +62,10 @@ class RepBounds:
         self._pending += cycles
         return self.settle(np.inf)
 
-    def push(
-        self,
-        t: np.ndarray,
-        a_vert: np.ndarray,
-        gyro: np.ndarray,
-        still: np.ndarray,
-        a_lin: np.ndarray,
-    ) -> None:
-        """Full-rate columns kept for measuring reps: t, vertical acceleration, gyro (3),
-        still flag, |linear acceleration|."""
-        self._ring.append(np.column_stack((t, a_vert, gyro, still, a_lin)))
-        self._ring_n += t.size
+    def push(self, columns: np.ndarray) -> None:
+        """A block of ``rep_columns``, kept for measuring reps."""
+        self._ring.append(columns)
+        self._ring_n += columns.shape[0]
         keep_n = int(REP_RING_S * self.fs)
         while self._ring and self._ring_n - self._ring[0].shape[0] >= keep_n:
             self._ring_n -= self._ring.pop(0).shape[0]

@@ -21,7 +21,7 @@ from scipy import signal
 
 from tremorlift.analysis import PLACEMENTS
 from tremorlift.analysis import alerts as vl_alerts
-from tremorlift.analysis.bounds import RepBounds
+from tremorlift.analysis.bounds import RepBounds, rep_columns
 from tremorlift.analysis.contract import AlertKind, AlertLevel, EngineResult
 from tremorlift.analysis.cycles import CycleTracker
 from tremorlift.analysis.dsp import StreamingSos
@@ -195,9 +195,10 @@ class Engine:
         self._t_last = float(t[-1])
         up, gyr_c = self._gravity.update(acc, gyr)
         a_vert, fast_quiet, a_lin = self._vertical.update(acc, gyr_c, up)
-        self._reps.push(t, a_vert, gyr_c, fast_quiet, a_lin)
+        columns = rep_columns(t, a_vert, gyr_c, fast_quiet, a_lin)
+        self._reps.push(columns)
         if self._first_rep is not None:
-            self._first_rep.push(t, a_vert, gyr_c, fast_quiet, a_lin)
+            self._first_rep.push(columns)
         # Reps are handled in time order (when they were known), so results do not depend on
         # how the stream was cut into blocks.
         self._reps.add(self._cycles.update(t, acc, gyr_c, fast_quiet))

@@ -50,14 +50,14 @@ RING_S = REST_MIN_S + MAX_REP_S + 1.0
 
 
 class FirstRepWatch:
-    """Fed the same full-rate columns as ``RepBounds`` (``push``), and told whether a set is
+    """Fed the same full-rate columns as ``RepBounds`` (``bounds.rep_columns``), and told whether a set is
     open (``check``); returns ``("rep_provisional", Rep)`` when a lone movement that looks like
     a first rep has ended and ``("rep_withdrawn", None)`` when no set followed it."""
 
     def __init__(self, sample_rate_hz: float, concentric_sign: float) -> None:
         self.fs = float(sample_rate_hz)
         self._sign = concentric_sign
-        self._blocks: list[np.ndarray] = []  # t, vertical accel, gyro x3, calm, |a_lin|
+        self._blocks: list[np.ndarray] = []  # rep_columns, with calm as the still flag
         self._ring = np.zeros((0, 7))  # the blocks, joined when looked at
         self._next_check_s: float | None = None
         self._claimed_end_s: float | None = None  # the provisional rep awaiting a set
@@ -67,14 +67,11 @@ class FirstRepWatch:
         self._leak_ba = (np.array([1.0 / self.fs]), np.array([1.0, -leak]))
         self._leak_state = np.zeros(1)
 
-    def push(
-        self,
-        t: np.ndarray,
-        a_vert: np.ndarray,
-        gyro: np.ndarray,
-        still: np.ndarray,
-        a_lin: np.ndarray,
-    ) -> None:
+    def push(self, columns: np.ndarray) -> None:
+        """A block of ``bounds.rep_columns``."""
+        if columns.shape[0] == 0:
+            return
+        a_vert, gyro = columns[:, 1], columns[:, 2:5]
         level = self._calm(np.column_stack((np.linalg.norm(gyro, axis=1), np.abs(a_vert))))
         speed, self._leak_state = signal.lfilter(*self._leak_ba, a_vert, zi=self._leak_state)
         calm = (
@@ -82,8 +79,9 @@ class FirstRepWatch:
             & (level[:, 1] < CALM_ACCEL_MPS2)
             & (np.abs(speed) < CALM_SPEED_MPS)
         )
-        if t.size:
-            self._blocks.append(np.column_stack((t, a_vert, gyro, calm | (still > 0.5), a_lin)))
+        block = columns.copy()
+        block[:, 5] = calm | (columns[:, 5] > 0.5)
+        self._blocks.append(block)
 
     def _join(self) -> None:
         if self._blocks:
