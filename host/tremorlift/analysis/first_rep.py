@@ -90,8 +90,9 @@ class FirstRepWatch:
             self._ring = ring[np.searchsorted(ring[:, 0], ring[-1, 0] - RING_S) :]
 
     def set_recognised(self, t_s: float) -> None:
-        """A set was recognised (its reps are told from now): the claim, if any, is settled, and
-        nothing before ``t_s`` is looked at again."""
+        """A set was recognised (its reps are told from now) or has ended: the claim, if any, is
+        settled, and nothing before ``t_s`` (the set's first rep, or its last) is looked at
+        again."""
         self._claimed_end_s = None
         self._after_s = max(self._after_s, t_s)
 
